@@ -124,7 +124,9 @@ class VoxelPhantom(TensorDataclass):
                 coil_sens = coil_sens[:, None]
             coil_sens = coil_sens.to(complex_dtype(dtype))
             if coil_sens.ndim != 4 or tuple(coil_sens.shape[1:]) != tuple(grid):
-                raise ValueError(f"coil_sens must have shape (coils, {', '.join(map(str, grid))}), got {tuple(coil_sens.shape)}")
+                raise ValueError(
+                    f"coil_sens must have shape (coils, {', '.join(map(str, grid))}), got {tuple(coil_sens.shape)}"
+                )
         vs = torch.as_tensor(voxel_size, dtype=dtype).flatten()
         if vs.numel() != 3:
             raise ValueError(f"voxel_size must have three values (x, y, z) in m, got {vs.numel()}")

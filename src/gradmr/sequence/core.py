@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Sequence as _AbcSequence
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as _AbcSequence
 from dataclasses import dataclass
 
 import torch
@@ -174,19 +175,25 @@ class Sequence(_AbcSequence):
 
     def validate(self) -> None:
         """Raise ``ValueError`` on physically meaningless values, naming the repetition."""
-        for i, rep in enumerate(self._reps):
-            for name in ("pulse_angle", "pulse_phase", "event_time", "gradm", "adc_phase"):
-                value = getattr(rep, name)
-                if not torch.isfinite(value).all():
-                    raise ValueError(f"repetition {i}: {name} contains NaN or infinite values")
-            if (rep.event_time < 0).any():
-                raise ValueError(f"repetition {i}: event_time must be ≥ 0 s, got min {float(rep.event_time.min()):.3g} s")
-            angle = float(rep.pulse_angle.detach().abs())
-            if angle > _MAX_FLIP_RAD:
-                raise ValueError(
-                    f"repetition {i}: pulse_angle = {angle:.4g} rad is outside [0, 4π]; flip angles are in "
-                    "radians (use gradmr.units.deg_to_rad for degrees)"
-                )
+        if not self._reps:
+            return
+        for name in ("pulse_angle", "pulse_phase", "event_time", "gradm", "adc_phase"):
+            values = [getattr(rep, name).detach().reshape(-1) for rep in self._reps]
+            flat = torch.cat(values)
+            if not torch.isfinite(flat).all():
+                i = next(i for i, v in enumerate(values) if not torch.isfinite(v).all())
+                raise ValueError(f"repetition {i}: {name} contains NaN or infinite values")
+        times = [rep.event_time.detach() for rep in self._reps]
+        if (torch.cat(times) < 0).any():
+            i = next(i for i, v in enumerate(times) if (v < 0).any())
+            raise ValueError(f"repetition {i}: event_time must be ≥ 0 s, got min {float(times[i].min()):.3g} s")
+        angles = torch.stack([rep.pulse_angle.detach() for rep in self._reps]).abs()
+        if (angles > _MAX_FLIP_RAD).any():
+            i = int(torch.nonzero(angles > _MAX_FLIP_RAD)[0])
+            raise ValueError(
+                f"repetition {i}: pulse_angle = {float(angles[i]):.4g} rad is outside [0, 4π]; flip angles are in "
+                "radians (use gradmr.units.deg_to_rad for degrees)"
+            )
 
     def kspace(self) -> torch.Tensor:
         """k-space position of every ADC sample [1/m], shape ``(samples, 3)``.

@@ -122,7 +122,5 @@ def flash(
         if line is not None:
             adc[1:-1] = True
         adc_phase = torch.full((nx + 2,), phase, dtype=dtype) * adc
-        reps.append(
-            rep.replace(event_time=event_time, gradm=gradm, adc_usage=adc, adc_phase=adc_phase)
-        )
+        reps.append(rep.replace(event_time=event_time, gradm=gradm, adc_usage=adc, adc_phase=adc_phase))
     return Sequence(reps)
