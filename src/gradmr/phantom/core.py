@@ -99,14 +99,13 @@ class VoxelPhantom(TensorDataclass):
         take :data:`MAP_DEFAULTS`. Tensors that require grad keep their graph.
         """
         given = {"pd": pd, "t1": t1, "t2": t2, "t2dash": t2dash, "d": d, "b0": b0, "b1": b1}
-        ref = _to_4d("pd", torch.as_tensor(pd) if not isinstance(pd, torch.Tensor) else pd)
+        ref = _to_4d("pd", pd.to(dtype) if isinstance(pd, torch.Tensor) else torch.as_tensor(pd, dtype=dtype))
         maps = {}
         for name, value in given.items():
             if value is None:
                 maps[name] = torch.full(ref.shape, MAP_DEFAULTS[name], dtype=dtype)
                 continue
-            t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-            t = t.to(dtype)
+            t = value.to(dtype) if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
             if t.ndim == 0:
                 t = t.expand(ref.shape)
             t = _to_4d(name, t)

@@ -1,0 +1,31 @@
+"""Simulators: PDG (:mod:`gradmr.sim.pdg`) and the Bloch isochromat reference (:mod:`gradmr.sim.bloch`)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..phantom.core import VoxelPhantom
+from ..sequence.core import Sequence
+
+METHODS = ("pdg", "bloch")
+
+
+def simulate(sequence: Sequence, phantom: VoxelPhantom, *, method: str = "pdg", progress: bool = False) -> torch.Tensor:
+    """Simulate with the named method; returns the complex signal ``(samples, coils)`` in ADC order.
+
+    ``method="bloch"`` ignores diffusion (isochromats cannot represent it without a random walk).
+    For the methods' own options call :func:`gradmr.sim.pdg.simulate_pdg` or
+    :func:`gradmr.sim.bloch.simulate_bloch` directly.
+    """
+    if method == "pdg":
+        from .pdg import simulate_pdg
+
+        return simulate_pdg(sequence, phantom, progress=progress)
+    if method == "bloch":
+        from .bloch import simulate_bloch
+
+        return simulate_bloch(sequence, phantom, diffusion="ignore", progress=progress)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+__all__ = ["METHODS", "simulate"]
