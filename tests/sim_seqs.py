@@ -51,3 +51,21 @@ def bssfp(alpha: float, tr: float, n: int) -> Sequence:
 def fid(n_samples: int, dwell: float) -> Sequence:
     """90° then ``n_samples`` samples without gradients."""
     return Sequence([rep(math.pi / 2, 0.0, [dwell] * n_samples, adc=range(n_samples))])
+
+
+def se_imaging(n: int, fov: float, te: float, tr: float, dwell: float = 50e-6) -> Sequence:
+    """2D Cartesian spin-echo imaging: per line 90°(90°) – prewinder – 180°(0°) – readout at TE – spoil.
+
+    Samples sit at k = m/fov, m = −n/2 … n/2 − 1, with the echo (k = 0) at TE.
+    """
+    dk = 1.0 / fov
+    reps = []
+    for line in range(-(n // 2), n - n // 2):
+        # the 180° negates k: prewind to +(n/2 + 1) steps in x and −line in y before it
+        pre = [[(n // 2 + 1) * dk, -line * dk, 0.0]]
+        reps.append(rep(math.pi / 2, math.pi / 2, [te / 2], gradm=pre))
+        wait = te / 2 - (n // 2 + 1) * dwell
+        times = [wait] + [dwell] * n + [tr - te - (n - n // 2 - 1) * dwell]
+        g = [[0.0, 0.0, 0.0]] + [[dk, 0.0, 0.0]] * n + [[4 * n * dk, -line * dk, 0.0]]
+        reps.append(rep(math.pi, 0.0, times, gradm=g, adc=range(1, n + 1), usage="refocusing"))
+    return Sequence(reps)

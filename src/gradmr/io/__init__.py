@@ -1,0 +1,22 @@
+"""File formats: Pulseq import, phantom files (``.npz``, NIfTI), images (NIfTI, PNG) and ISMRMRD raw data."""
+
+from .images import save_nifti, save_png
+from .mrd import infer_line_lengths, write_ismrmrd
+from .phantom_files import NPZ_KEYS, REQUIRED_MAPS, load_phantom_nifti, load_phantom_npz, save_phantom_npz
+from .pulseq import TIME_TOLERANCE, PulseqImportError, load_pulseq, read_definitions
+
+__all__ = [
+    "NPZ_KEYS",
+    "REQUIRED_MAPS",
+    "TIME_TOLERANCE",
+    "PulseqImportError",
+    "infer_line_lengths",
+    "load_phantom_nifti",
+    "load_phantom_npz",
+    "load_pulseq",
+    "read_definitions",
+    "save_nifti",
+    "save_phantom_npz",
+    "save_png",
+    "write_ismrmrd",
+]

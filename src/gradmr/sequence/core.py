@@ -9,7 +9,8 @@ taken at the *end* of its event.
 Conventions (see ``docs/conventions.md``):
 
 * RF with flip angle α and phase φ rotates the magnetisation by α right-handed about the axis
-  (cos φ, sin φ, 0) (as in Weigel's EPG papers): a pulse with φ = 0 takes +z towards −y, i.e. M⁺ = Mx + i·My becomes −i·sin α.
+  (cos φ, sin φ, 0) (as in Weigel's EPG papers): a pulse with φ = 0 takes +z towards −y,
+  i.e. M⁺ = Mx + i·My becomes −i·sin α.
 * A spin at position r in a moment k (1/m) has phase −2π k·r; off-resonance Δf (Hz)
   adds phase −2π Δf t. So the signal is s(k) = Σ_r m(r)·exp(−2πi k·r) and the image
   is reconstructed with an inverse DFT.

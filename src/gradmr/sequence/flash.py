@@ -97,7 +97,8 @@ def flash(
     post = tr - pre - nx * dwell
     if post <= 0:
         raise ValueError(
-            f"tr = {tr * 1e3:.3g} ms is shorter than te plus the readout (minimum {(pre + nx * dwell) * 1e3:.3g} ms + spoiler)"
+            f"tr = {tr * 1e3:.3g} ms is shorter than te plus the readout "
+            f"(minimum {(pre + nx * dwell) * 1e3:.3g} ms + spoiler)"
         )
 
     dk_x, dk_y = 1.0 / fov_x, 1.0 / fov_y

@@ -1,0 +1,1 @@
+"""The ``gradmr`` command line (:mod:`gradmr.cli.main`). Library modules never import this package."""

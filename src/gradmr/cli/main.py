@@ -1,0 +1,561 @@
+"""``gradmr`` command line: simulate a sequence on a phantom, reconstruct, write the results.
+
+Options take the units their names say (``--fov-mm``, ``--tr-ms``, ``--flip-deg``); everything is converted to
+SI with :mod:`gradmr.units` before it reaches the library. Heavy modules (torch, the simulators) are imported
+inside the commands so that ``gradmr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import __version__
+
+app = typer.Typer(
+    name="gradmr",
+    help="gradmr: a differentiable MRI physics toolkit (sequences, phantoms, PDG and Bloch simulators, recon).",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+#: Simulation methods the CLI offers (the same as :data:`gradmr.sim.METHODS`, kept here so --help needs no torch).
+METHODS = ("pdg", "bloch")
+
+#: Built-in phantoms (``--phantom NAME`` or ``NAME:FIELD_T``).
+PHANTOMS = {"brain": "procedural axial brain slice (CSF, GM, WM pools); 'brain:1.5' for the 1.5 T tissue table"}
+
+#: Default matrix and FOV of builders and of the built-in phantom.
+DEFAULT_MATRIX = 128
+DEFAULT_FOV_MM = 200.0
+
+
+def _build_flash(params: dict[str, Any]):
+    from ..sequence import flash
+
+    kwargs = {k: params[k] for k in ("matrix", "fov", "flip_angle", "tr", "te") if params.get(k) is not None}
+    return flash(**kwargs)
+
+
+#: Sequence builders for ``--sequence NAME``: name → (builder, one-line description). A builder takes a dict of
+#: SI parameters — ``matrix`` (nx, ny), ``fov`` (x, y) [m], ``flip_angle`` [rad], ``tr`` [s], ``te`` [s] — where
+#: ``None`` means the builder's own default, and returns a :class:`gradmr.sequence.Sequence`.
+SEQUENCES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "flash": (_build_flash, "2D spoiled FLASH/GRE, Cartesian, RF spoiling 117°, shortest TE unless --te-ms"),
+}
+
+#: Builder defaults reported by ``gradmr info`` and used for options left out.
+SEQUENCE_DEFAULTS = {"flip_deg": 10.0, "tr_ms": 10.0}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """Definitions and stats as JSON values (floats, lists, strings)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _rounded(values) -> list[float]:
+    """float32 values as the decimals they were meant to be (7 significant digits)."""
+    return [float(f"{float(v):.7g}") for v in values]
+
+
+def _definition(defs: dict[str, Any], *names: str) -> Any:
+    lower = {k.lower(): v for k, v in defs.items()}
+    for n in names:
+        if n.lower() in lower:
+            return lower[n.lower()]
+    return None
+
+
+def _as_tuple(value: Any) -> tuple[float, ...] | None:
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, (int, float)):
+        return (float(value),)
+    return tuple(float(v) for v in value)
+
+
+def _kspace_steps(k) -> list[float | None]:
+    """Per axis (x, y, z): the smallest non-zero step between distinct k-space values [1/m], None if not encoded."""
+    import numpy as np
+
+    steps: list[float | None] = []
+    for a in range(3):
+        values = np.unique(np.round(k[:, a], 6)) if k.shape[0] else np.zeros(1)
+        diffs = np.diff(values)
+        diffs = diffs[diffs > 1e-6 * max(float(np.abs(values).max()), 1.0)]
+        steps.append(float(diffs.min()) if diffs.size else None)
+    return steps
+
+
+def _sequence_geometry(
+    sequence, defs: dict[str, Any]
+) -> tuple[tuple[float, float, float] | None, tuple[int, int, int] | None, list[str]]:
+    """FOV (x, y, z) [m] and matrix (nx, ny, nz) of a ``.seq``, and notes on where they came from.
+
+    FOV: ``[DEFINITIONS] FOV`` (m; values > 1 are read as mm), else 1/(smallest k-space step) per axis, else None.
+    Matrix: ``matrix``/``MatrixSize`` or ``Nx``/``Ny``/``Nz`` definitions (case-insensitive), else
+    ``(k_max − k_min)·FOV + 1`` per axis (so that both k = n/FOV and k = (n + ½)/FOV grids give N).
+    """
+    notes = []
+    k = sequence.kspace().detach().double().cpu().numpy()
+    fov = _as_tuple(_definition(defs, "FOV"))
+    if fov is not None:
+        if any(v > 1.0 for v in fov):  # some scripts write mm
+            fov = tuple(v * 1e-3 for v in fov)
+            notes.append("[DEFINITIONS] FOV read as mm (values > 1)")
+        fov = (fov + (fov[-1],) * 3)[:3]
+    else:
+        guess = _kspace_steps(k)
+        if guess[0] is None and guess[1] is None:
+            return None, None, notes
+        fx = 1.0 / (guess[0] or guess[1])
+        fy = 1.0 / (guess[1] or guess[0])
+        fov = (fx, fy, 1.0 / guess[2] if guess[2] else 5e-3)
+        notes.append("no FOV in [DEFINITIONS]: FOV taken as 1/(smallest k-space step)")
+    matrix = _as_tuple(_definition(defs, "matrix", "matrixsize", "matrix_size"))
+    if matrix is not None and len(matrix) >= 2:
+        m = [int(round(v)) for v in matrix[:3]] + [1] * (3 - min(len(matrix), 3))
+    else:
+        m = []
+        for a, key in enumerate(("nx", "ny", "nz")):
+            v = _definition(defs, key)
+            if isinstance(v, (int, float)):
+                m.append(int(round(v)))
+            elif k.shape[0]:
+                m.append(int(round((k[:, a].max() - k[:, a].min()) * fov[a])) + 1)
+            else:
+                m.append(1)
+        if _definition(defs, "nx") is None:
+            notes.append("matrix inferred from the k-space extent, (k_max − k_min)·FOV + 1")
+    return tuple(float(v) for v in fov), tuple(max(int(v), 1) for v in m), notes
+
+
+def _phantom_from_spec(
+    spec: str,
+    *,
+    matrix: tuple[int, int],
+    fov: tuple[float, float],
+    slice_thickness: float | None,
+    field_strength: float,
+    file_fov: tuple[float, float, float] | None,
+):
+    """``brain``/``brain:F`` → built-in brain at ``matrix`` (ny, nx) and ``fov`` (x, y); a path → file phantom."""
+    import numpy as np
+
+    from ..io import load_phantom_nifti, load_phantom_npz
+    from ..phantom import brain_phantom
+
+    name, _, suffix = spec.partition(":")
+    if name in PHANTOMS:
+        if suffix:
+            try:
+                field_strength = float(suffix)
+            except ValueError as e:
+                msg = f"field strength in {spec!r} must be a number (T)"
+                raise typer.BadParameter(msg, param_hint="--phantom") from e
+        kwargs = {} if slice_thickness is None else {"slice_thickness": slice_thickness}
+        try:
+            ph = brain_phantom(matrix, fov=fov, field_strength=field_strength, **kwargs)
+        except (ValueError, KeyError) as e:
+            raise typer.BadParameter(str(e), param_hint="--phantom") from e
+        return ph, {"source": "brain", "field_strength_T": field_strength}
+    path = Path(spec)
+    if not path.exists():
+        raise typer.BadParameter(
+            f"{spec!r} is neither a built-in phantom ({', '.join(PHANTOMS)}) nor an existing file or directory",
+            param_hint="--phantom",
+        )
+    try:
+        if path.is_dir():
+            ph = load_phantom_nifti(path)
+            return ph, {"source": str(path), "format": "nifti"}
+        with np.load(path, allow_pickle=False) as archive:
+            has_vs = "voxel_size" in archive.files
+            pd_shape = archive["PD"].shape if "PD" in archive.files else None
+        ph = load_phantom_npz(path)
+        info: dict[str, Any] = {"source": str(path), "format": "npz"}
+        if not has_vs and pd_shape is not None:
+            nz, ny, nx = ph.grid_shape
+            if file_fov is not None:
+                vs = (file_fov[0] / nx, file_fov[1] / ny, file_fov[2] / nz)
+                info["voxel_size_from"] = "sequence FOV / phantom matrix"
+            else:
+                vs = (1e-3, 1e-3, 1e-3)
+                info["voxel_size_from"] = "default 1 mm"
+            import torch
+
+            ph = ph.replace(voxel_size=torch.tensor(vs, dtype=ph.voxel_size.dtype))
+        return ph, info
+    except (OSError, ValueError, KeyError) as e:
+        raise typer.BadParameter(f"cannot load phantom {spec!r}: {e}", param_hint="--phantom") from e
+
+
+def _reconstruct(signal, kspace, phantom):
+    """Image on the phantom grid: FFT when the samples lie on its k-grid (up to one uniform sub-step shift,
+    undone by a linear phase), else CG on the encoding operator. Returns ``(image (z, y, x), info)``."""
+    import itertools
+    import math
+
+    import torch
+
+    from ..recon import GRID_TOLERANCE, EncodingOperator, cg_reconstruct, combine_coils, reconstruct_cartesian
+
+    nz, ny, nx = phantom.grid_shape
+    fov = phantom.fov.detach().double()
+    k = kspace.detach().to(torch.float64)
+    sens = phantom.coil_sens.detach()
+    positions = phantom.positions().detach().double()
+    if nz > 1 and bool((k[:, 2].abs() < 1e-12).all()):
+        # 2D encoding of a 3D phantom: the image is the projection along z (centre slice positions)
+        nz = 1
+        sens = sens.mean(dim=1, keepdim=True)
+        positions = positions.reshape(phantom.grid_shape + (3,))[0].reshape(-1, 3).clone()
+        positions[:, 2] = 0.0
+        fov = fov.clone()
+    matrix = (nz, ny, nx)
+    signal = signal.detach()
+    steps = k * fov[None, :]
+    candidates = []
+    for a in range(3):
+        d0 = float(steps[0, a] - torch.floor(steps[0, a])) if steps.shape[0] else 0.0
+        if min(d0, 1.0 - d0) < GRID_TOLERANCE:
+            candidates.append((0.0,))
+        else:
+            candidates.append((d0, d0 - 1.0))
+    for shift in itertools.product(*candidates):
+        delta = torch.tensor(shift, dtype=torch.float64)
+        try:
+            coil_images = reconstruct_cartesian(signal, k - delta / fov, fov=fov.tolist(), matrix=matrix)
+        except ValueError:
+            continue
+        if any(shift):
+            r = positions.reshape(nz, ny, nx, 3)
+            phase = (2 * math.pi) * (r * (delta / fov)).sum(-1)
+            ramp = torch.polar(torch.ones_like(phase), phase)
+            coil_images = coil_images * ramp.to(coil_images.dtype)
+        image = combine_coils(coil_images, sens.to(coil_images.dtype))
+        if any(shift):
+            how = "Cartesian FFT after undoing a uniform sub-step k-space shift with a linear phase"
+        else:
+            how = "Cartesian FFT"
+        return image, {"method": "fft-shift" if any(shift) else "fft", "kspace_shift_steps": list(shift), "note": how}
+    _say("k-space is not on the phantom's Cartesian grid: reconstructing with CG on the encoding operator (slow)")
+    op = EncodingOperator(
+        k.to(torch.float32), positions.to(torch.float32), sens.reshape(sens.shape[0], -1).to(torch.complex64)
+    )
+    image = cg_reconstruct(signal.to(torch.complex64), op, iterations=20).reshape(matrix)
+    return image, {"method": "cg", "iterations": 20, "note": "off-grid trajectory: CG on the encoding operator"}
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"gradmr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """gradmr: a differentiable MRI physics toolkit (sequences, phantoms, PDG and Bloch simulators, recon)."""
+
+
+@app.command()
+def info() -> None:
+    """Print the version and the available methods, sequences and phantoms."""
+    import torch
+
+    typer.echo(f"gradmr {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    typer.echo("methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; bloch: isochromat reference)")
+    typer.echo("sequences:")
+    for name, (_, desc) in SEQUENCES.items():
+        typer.echo(f"  {name:10s} {desc}")
+    typer.echo("  FILE.seq   any Pulseq file (--seq)")
+    typer.echo("phantoms:")
+    for name, desc in PHANTOMS.items():
+        typer.echo(f"  {name:10s} {desc}")
+    typer.echo("  FILE.npz   maps PD, T1, T2 [, T2dash, D, B0, B1, voxel_size, coil_sens] in SI units")
+    typer.echo("  DIRECTORY  NIfTI maps pd, t1, t2 [, t2dash, d, b0, b1] (.nii or .nii.gz) in SI units")
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (created).", file_okay=False)],
+    seq: Annotated[
+        Path | None, typer.Option("--seq", help="Pulseq .seq file to simulate.", exists=True, dir_okay=False)
+    ] = None,
+    sequence: Annotated[
+        str | None, typer.Option("--sequence", help="Built-in sequence builder: " + ", ".join(SEQUENCES) + ".")
+    ] = None,
+    phantom: Annotated[
+        str,
+        typer.Option(help="'brain' (built-in; 'brain:1.5' for 1.5 T), a .npz file or a directory of NIfTI maps."),
+    ] = "brain",
+    method: Annotated[str, typer.Option(help="Simulator: " + " or ".join(METHODS) + ".")] = "pdg",
+    mrd: Annotated[Path | None, typer.Option("--mrd", help="Also write the raw data to this ISMRMRD file.")] = None,
+    matrix: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"Matrix N (N×N) of the builder and built-in phantom [default {DEFAULT_MATRIX}; with --seq: "
+            "from the file].",
+        ),
+    ] = None,
+    fov_mm: Annotated[
+        float | None,
+        typer.Option(
+            "--fov-mm", min=0, help=f"Field of view [mm] [default {DEFAULT_FOV_MM:g}; with --seq: from the file]."
+        ),
+    ] = None,
+    flip_deg: Annotated[
+        float | None, typer.Option("--flip-deg", help=f"Flip angle [deg] [default {SEQUENCE_DEFAULTS['flip_deg']:g}].")
+    ] = None,
+    tr_ms: Annotated[
+        float | None, typer.Option("--tr-ms", help=f"Repetition time [ms] [default {SEQUENCE_DEFAULTS['tr_ms']:g}].")
+    ] = None,
+    te_ms: Annotated[float | None, typer.Option("--te-ms", help="Echo time [ms] [default: shortest].")] = None,
+    field_strength: Annotated[
+        float, typer.Option("--field-strength", help="Field strength [T] of the tissue table and MRD header: 1.5 or 3.")
+    ] = 3.0,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch CPU threads [default: torch's].")] = None,
+) -> None:
+    """Simulate a sequence on a phantom, reconstruct, and write signal.npy, image.npy, image.nii.gz, image.png and
+    run.json to OUT.
+
+    The sequence is a Pulseq file (--seq) or a built-in builder (--sequence). With --seq and the built-in brain,
+    the brain is drawn at the file's FOV and matrix ([DEFINITIONS], else inferred from the k-space extent).
+    """
+    t_start = time.perf_counter()
+    if (seq is None) == (sequence is None):
+        raise typer.BadParameter("give exactly one of --seq FILE.seq or --sequence NAME", param_hint="--seq/--sequence")
+    if method not in METHODS:
+        raise typer.BadParameter(
+            f"{method!r} is not a method; choose one of {', '.join(METHODS)}", param_hint="--method"
+        )
+    if sequence is not None and sequence not in SEQUENCES:
+        raise typer.BadParameter(
+            f"unknown sequence {sequence!r}; available: {', '.join(SEQUENCES)} (or --seq FILE.seq)",
+            param_hint="--sequence",
+        )
+    if seq is not None:
+        for name, value in (("--flip-deg", flip_deg), ("--tr-ms", tr_ms), ("--te-ms", te_ms)):
+            if value is not None:
+                raise typer.BadParameter(
+                    f"{name} sets a builder parameter; it cannot change a .seq file", param_hint=name
+                )
+    if field_strength not in (1.5, 3.0):
+        raise typer.BadParameter(f"must be 1.5 or 3 T, got {field_strength:g}", param_hint="--field-strength")
+    if fov_mm is not None and not fov_mm > 0:
+        raise typer.BadParameter("must be > 0 mm", param_hint="--fov-mm")
+
+    import numpy as np
+    import torch
+
+    from .. import units
+    from ..io import PulseqImportError, load_pulseq, read_definitions, save_nifti, save_png, write_ismrmrd
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    # ---- sequence
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    builder_params: dict[str, Any] | None = None
+    file_fov = None
+    seq_info: dict[str, Any] = {}
+    fov_m = None if fov_mm is None else units.mm_to_m(fov_mm)
+    if seq is not None:
+        try:
+            defs = read_definitions(seq)
+            sequence_obj = load_pulseq(seq)
+        except (FileNotFoundError, PulseqImportError) as e:
+            raise typer.BadParameter(str(e), param_hint="--seq") from e
+        file_fov, file_matrix, geo_notes = _sequence_geometry(sequence_obj, defs)
+        notes += geo_notes
+        seq_info = {"source": str(seq), "definitions": _jsonable(defs), "fov_m": file_fov, "matrix_xyz": file_matrix}
+        if fov_m is not None:
+            file_fov = (fov_m, fov_m, file_fov[2] if file_fov else 5e-3)
+        if file_fov is None:
+            file_fov = (units.mm_to_m(DEFAULT_FOV_MM),) * 2 + (5e-3,)
+            notes.append(f"no FOV in the file or its trajectory: using {DEFAULT_FOV_MM:g} mm")
+        if matrix is not None:
+            file_matrix = (matrix, matrix, 1)
+        if file_matrix is None:
+            file_matrix = (DEFAULT_MATRIX, DEFAULT_MATRIX, 1)
+        ph_matrix = (file_matrix[1], file_matrix[0])
+        ph_fov = (file_fov[0], file_fov[1])
+        slice_thickness = file_fov[2] if file_fov[2] > 0 else None
+    else:
+        assert sequence is not None
+        n = matrix if matrix is not None else None
+        ph_matrix = (n or DEFAULT_MATRIX,) * 2
+        f = fov_m if fov_m is not None else units.mm_to_m(DEFAULT_FOV_MM)
+        ph_fov = (f, f)
+        slice_thickness = None
+        file_fov = None if fov_m is None else (fov_m, fov_m, 5e-3)
+
+    # ---- phantom
+    ph, ph_info = _phantom_from_spec(
+        phantom,
+        matrix=ph_matrix,
+        fov=ph_fov,
+        slice_thickness=slice_thickness,
+        field_strength=field_strength,
+        file_fov=file_fov,
+    )
+    if ph_info.get("field_strength_T") is not None:
+        field_strength = ph_info["field_strength_T"]
+
+    if sequence is not None:
+        nz, ny, nx = ph.grid_shape
+        pfov = ph_fov if ph_info["source"] == "brain" else _rounded(ph.fov.tolist())
+        builder_params = {
+            "matrix": (matrix, matrix) if matrix is not None else (nx, ny),
+            "fov": (fov_m, fov_m) if fov_m is not None else (pfov[0], pfov[1]),
+            "flip_angle": units.deg_to_rad(flip_deg if flip_deg is not None else SEQUENCE_DEFAULTS["flip_deg"]),
+            "tr": units.ms_to_s(tr_ms if tr_ms is not None else SEQUENCE_DEFAULTS["tr_ms"]),
+            "te": None if te_ms is None else units.ms_to_s(te_ms),
+        }
+        try:
+            sequence_obj = SEQUENCES[sequence][0](builder_params)
+        except ValueError as e:
+            raise typer.BadParameter(f"{sequence}: {e}") from e
+        seq_info = {"source": sequence, "builder_params_si": _jsonable(builder_params)}
+    seq_info.update(
+        reps=len(sequence_obj), samples=sequence_obj.sample_count, duration_s=float(sequence_obj.duration())
+    )
+    if sequence_obj.sample_count == 0:
+        raise typer.BadParameter("the sequence has no ADC samples", param_hint="--seq")
+    t_setup = time.perf_counter() - t0
+    for note in notes:
+        _say(note)
+    _say(
+        f"simulating {seq_info['source']} ({seq_info['reps']} reps, {seq_info['samples']} samples, "
+        f"{seq_info['duration_s']:.3g} s) on {ph_info['source']} {tuple(ph.pd.shape)} with {method}"
+    )
+
+    # ---- simulate
+    plan_stats = None
+    t0 = time.perf_counter()
+    try:
+        if method == "pdg":
+            from ..sim.pdg import simulate_pdg
+
+            signal, plan = simulate_pdg(sequence_obj, ph, progress=True, return_plan=True)
+            plan_stats = _jsonable(plan.stats)
+        else:
+            from ..sim import simulate as sim
+
+            signal = sim(sequence_obj, ph, method=method, progress=True)
+    except ValueError as e:
+        _say(f"error: simulation failed: {e}")
+        raise typer.Exit(1) from e
+    t_sim = time.perf_counter() - t0
+    signal = signal.detach().to(torch.complex64)
+
+    # ---- reconstruct
+    t0 = time.perf_counter()
+    kspace = sequence_obj.kspace().detach()
+    image, recon_info = _reconstruct(signal, kspace, ph)
+    image = image.detach().to(torch.complex64)
+    t_recon = time.perf_counter() - t0
+
+    # ---- write
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "signal.npy", signal.numpy())
+    np.save(out / "image.npy", image.numpy())
+    vs = ph.voxel_size.detach().double().tolist()
+    if image.shape[0] != ph.grid_shape[0]:
+        vs[2] = vs[2] * ph.grid_shape[0]
+    save_nifti(image.abs(), vs, out / "image.nii.gz")
+    save_png(
+        image[image.shape[0] // 2].abs(), out / "image.png", title=f"{Path(str(seq_info['source'])).name} · {method}"
+    )
+    outputs = ["signal.npy", "image.npy", "image.nii.gz", "image.png", "run.json"]
+    if mrd is not None:
+        mrd.parent.mkdir(parents=True, exist_ok=True)
+        recon_fov = ph.fov.detach().double().tolist()
+        write_ismrmrd(
+            mrd,
+            signal,
+            kspace,
+            fov=recon_fov,
+            matrix=tuple(image.shape),
+            sample_times=sequence_obj.sample_times(),
+            field_strength=field_strength,
+        )
+        outputs.append(str(mrd))
+
+    run = {
+        "gradmr_version": __version__,
+        "torch_version": torch.__version__,
+        "command": " ".join(["gradmr", *sys.argv[1:]]) if sys.argv and "gradmr" in Path(sys.argv[0]).name else None,
+        "parameters": {
+            "seq": None if seq is None else str(seq),
+            "sequence": sequence,
+            "phantom": phantom,
+            "out": str(out),
+            "method": method,
+            "mrd": None if mrd is None else str(mrd),
+            "matrix": matrix,
+            "fov_mm": fov_mm,
+            "flip_deg": flip_deg,
+            "tr_ms": tr_ms,
+            "te_ms": te_ms,
+            "field_strength": field_strength,
+            "threads": torch.get_num_threads(),
+        },
+        "method": method,
+        "sequence": seq_info,
+        "phantom": {
+            **ph_info,
+            "shape": list(ph.pd.shape),
+            "pools": ph.pool_count,
+            "coils": ph.coil_count,
+            "voxel_size_m": _rounded(ph.voxel_size.tolist()),
+            "fov_m": _rounded(ph.fov.tolist()),
+        },
+        "signal": {"shape": list(signal.shape), "dtype": "complex64"},
+        "reconstruction": {**recon_info, "image_shape": list(image.shape), "image_axes": "(z, y, x)"},
+        "timings_s": {
+            "setup": t_setup,
+            "simulation": t_sim,
+            "reconstruction": t_recon,
+            "total": time.perf_counter() - t_start,
+        },
+        "pdg_plan": plan_stats,
+        "notes": notes,
+        "outputs": outputs,
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    _say(f"simulation {t_sim:.2f} s, reconstruction {t_recon:.2f} s ({recon_info['method']})")
+    typer.echo(f"wrote {', '.join(outputs)} to {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
