@@ -141,7 +141,9 @@ def test_image_orientation_and_normalisation():
     # TR = 50·T1, so every 90° pulse sees full Mz; a lone voxel's image value is then the mean
     # over the readout of PD·exp(−t_j/T2 − t_j/T2′) (every line is identical)
     t_samples = torch.cumsum(seq[0].event_time, 0)[seq[0].adc_usage]
-    assert img.abs()[3, 10].item() == pytest.approx(torch.exp(-t_samples * (1 / 0.09 + 1 / 100)).mean().item(), rel=1e-9)
+    assert img.abs()[3, 10].item() == pytest.approx(
+        torch.exp(-t_samples * (1 / 0.09 + 1 / 100)).mean().item(), rel=1e-9
+    )
 
 
 # ------------------------------------------------------------------ bad input

@@ -82,7 +82,7 @@ def _write_flash(path, n: int = N) -> None:
         area = (i - n // 2) * dk
         seq.add_block(gx_pre, gz_reph, pp.make_trapezoid("y", area=area, duration=1e-3, system=system))
         seq.add_block(gx, adc)
-        seq.add_block(gx_spoil, gz_spoil, pp.make_trapezoid("y", area=-area, duration=1.5e-3, system=system))
+        seq.add_block(gx_spoil, gz_spoil, pp.make_trapezoid("y", area=-area, duration=1e-3, system=system))
     seq.set_definition("FOV", [FOV, FOV, SLICE])
     seq.set_definition("Name", "flash_peer")
     with warnings.catch_warnings():

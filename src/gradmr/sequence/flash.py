@@ -12,6 +12,9 @@ import torch
 
 from .core import Repetition, Sequence
 
+#: Time given to the prewinder / phase encoding when no TE is asked for [s].
+DEFAULT_PREWINDER_TIME = 1e-3
+
 #: Quadratic RF-spoiling phase increment that is the usual choice (Zur et al., MRM 1991) [rad].
 RF_SPOIL_117 = math.radians(117.0)
 
@@ -56,7 +59,9 @@ def flash(
     tr : float
         Repetition time [s].
     te : float, optional
-        Echo time [s], pulse to the k = 0 sample; the shortest possible if omitted.
+        Echo time [s], pulse to the k = 0 sample; if omitted, the readout's time to its centre
+        plus :data:`DEFAULT_PREWINDER_TIME`. (System limits on gradient amplitude and slew are
+        the sequence library's job; the events view only stores moments.)
     dwell : float
         ADC dwell time [s].
     rf_spoil_increment : float
@@ -90,7 +95,8 @@ def flash(
     t_to_center = (nx // 2 + 1) * dwell
     min_te = t_to_center + 1e-6
     if te is None:
-        te = min_te
+        # room for a prewinder of realistic amplitude (k_max in 1 ms needs ≈ 4 mT/m at 64/0.2 m)
+        te = t_to_center + DEFAULT_PREWINDER_TIME
     pre = te - t_to_center
     if pre <= 0:
         raise ValueError(f"te = {te * 1e3:.3g} ms is shorter than the readout allows (minimum {min_te * 1e3:.3g} ms)")
