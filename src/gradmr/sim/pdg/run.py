@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ..._tensors import cexp, expi
 from ...sequence.core import Repetition, Sequence
@@ -154,12 +155,18 @@ class _Readout:
     demod: torch.Tensor  # (samples,) complex, e^{−iφ_adc}
 
 
-def _readout(rep: Repetition, rp, st: _State, t: _Tissue, voxel_shape: str, dtype, rep_index: int, cache: bool):
-    """Prepare the repetition's readout (see :class:`_Readout`); ``None`` if nothing emits."""
+def _readout(
+    rep: Repetition, emitted, t: _Tissue, voxel_shape: str, dtype, rep_index: int, cache: bool
+) -> _Readout | None:
+    """Prepare the repetition's readout (see :class:`_Readout`); ``None`` if nothing emits.
+
+    ``emitted`` is ``(amplitudes (n_e, tissues), k (n_e, 3), τ (n_e,))`` of the emitting states
+    right after the repetition's pulse.
+    """
     adc = rep.adc_usage
     n_s = int(adc.sum())
-    emit = rp.emit
-    if len(emit) == 0:
+    amp, p_k, p_tau = emitted
+    if amp.shape[0] == 0:
         return None
     dt, g = rep.event_time, rep.gradm
     cum_t, cum_g = torch.cumsum(dt, 0), torch.cumsum(g, 0)
@@ -169,17 +176,15 @@ def _readout(rep: Repetition, rp, st: _State, t: _Tissue, voxel_shape: str, dtyp
     u = cum_t[adc] - t_w  # (samples,)
     kappa = cum_g[adc] - k_w  # (samples, 3)
 
-    a_s = st.p[emit]  # (n_e, tissues)
-    if t.tissue_index is not None:
-        a_s = a_s[:, t.tissue_index]  # (n_e, voxels)
-    k_s = st.p_k[emit] + k_w  # dephasing at the window start
-    tau_s = st.p_tau[emit] + t_w
+    a_s = amp if t.tissue_index is None else amp[:, t.tissue_index]  # (n_e, voxels)
+    k_s = p_k + k_w  # dephasing at the window start
+    tau_s = p_tau + t_w
     re = -t_w / t.t2[None].expand_as(a_s.real)
     phase = -_TWO_PI * (k_s @ t.pos.T + tau_s[:, None] * t.b0[None])
     taylor_coef = None
     if t.has_diffusion:
         T, P, Q = _diffusion_terms(dt, g)
-        c = _b_exponent(st.p_k[emit], T, P, Q)  # (n_e, events), cumulative
+        c = _b_exponent(p_k, T, P, Q)  # (n_e, events), cumulative
         c_w = c[:, first - 1] if first > 0 else torch.zeros_like(c[:, 0])
         re = re - c_w[:, None] * t.d[None]
         dc = (c[:, adc] - c_w[:, None]).clamp_min(0)  # (n_e, samples)
@@ -298,32 +303,46 @@ def run_plan(
         z0=torch.ones(v, dtype=real, device=dev),
     )
     reps = [r.to(dev, real) for r in sequence]
-    readouts: list = []
+    adc_reps = [i for i, r in enumerate(reps) if r.adc_count]
 
     def run_chunk(start: int, stop: int, *flat):
-        s = _State(*flat)
+        """Evolve the states over repetitions [start, stop); also return the emitting states of
+        every repetition with samples (they are all the readout needs)."""
+        s = _State(*flat[:7])
+        emitted = []
         for i in range(start, stop):
             s = _pulse(reps[i], plan.reps[i], s, tissue)
             if reps[i].adc_count:
-                readouts.append(_readout(reps[i], plan.reps[i], s, tissue, voxel_shape, cdtype, i, cache))
+                e = plan.reps[i].emit
+                emitted += [s.p[e], s.p_k[e], s.p_tau[e]]
             s = _relax(reps[i], s, tissue)
-        return s.flat()
+        return (*s.flat(), *emitted)
 
     n = len(reps)
     step = n if not checkpoint_every else max(1, int(checkpoint_every))
+    use_checkpoint = bool(checkpoint_every) and torch.is_grad_enabled()
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n, desc="PDG", unit="rep")
     flat = st.flat()
+    emitted: list = []
     for start in range(0, n, step):
         stop = min(n, start + step)
-        flat = run_chunk(start, stop, *flat)
+        if use_checkpoint:
+            out = checkpoint(run_chunk, start, stop, *flat, use_reentrant=False)
+        else:
+            out = run_chunk(start, stop, *flat)
+        flat, em = out[:7], out[7:]
+        emitted += [em[j : j + 3] for j in range(0, len(em), 3)]
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:
         bar.close()
+    readouts = [
+        _readout(reps[i], e, tissue, voxel_shape, cdtype, i, cache) for i, e in zip(adc_reps, emitted, strict=True)
+    ]
     signals = [
         torch.zeros(ro_n, n_c, dtype=cdtype, device=dev) if sig is None else sig
         for sig, ro_n in zip(

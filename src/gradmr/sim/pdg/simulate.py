@@ -99,7 +99,8 @@ def simulate_pdg(
         Recompute the forward pass in chunks of this many repetitions during backward
         instead of keeping every intermediate (``torch.utils.checkpoint``): memory grows with
         the chunk size instead of the sequence length. ``None`` picks ≈ √reps when a
-        gradient is needed and the phantom has more than 4096 voxels.
+        gradient is needed and the graph runs per voxel (T1, T2, D or B1 requiring grad) on
+        more than 4096 voxels; per-tissue graphs are tiny and gain nothing from it.
     progress : bool
         Show a progress bar over repetitions.
     return_plan : bool
@@ -144,7 +145,7 @@ def simulate_pdg(
             any(getattr(phantom, f).requires_grad for f in ("pd", "t1", "t2", "t2dash", "d", "b0", "b1"))
             or any(r.pulse_angle.requires_grad or r.event_time.requires_grad or r.gradm.requires_grad for r in sequence)
         )
-        if needs_grad and tissue.pd.shape[0] > 4096:
+        if needs_grad and tissue.k_t1.shape[0] > 4096:
             checkpoint_every = max(1, int(math.sqrt(len(sequence))))
     signal = run_plan(
         sequence, plan, tissue, voxel_shape=voxel_shape, checkpoint_every=checkpoint_every, progress=progress
