@@ -158,24 +158,7 @@ def test_voxel_positions_match():
     torch.testing.assert_close(data.PD, phantom.pd[0, 0].T[keep.T])
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        pytest.param(
-            torch.float32,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "gradmr bug: in float32 the representative k of a merged state carries round-off "
-                    "(~1e-4 m⁻¹ after tens of repetitions), and voxel_shape's _EDGE_SLACK (1e-6 cycles/voxel) "
-                    "then drops the sample at exactly −k_nyquist (the first of each line) from rep ~22 on: "
-                    "NRMSE 1.22 %. With float64, or with the slack at 1e-3, it is 0.14 %."
-                ),
-            ),
-        ),
-        torch.float64,
-    ],
-)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_flash_mixed_phantom_matches_mrzero(seq_path, mrzero_mixed, dtype):
     phantom = brain_phantom((N, N), pools="mixed", dtype=dtype)
     ours = simulate_pdg(load_pulseq(seq_path), phantom)

@@ -54,7 +54,9 @@ class RepPlan:
     the order of :data:`P_KINDS`. Candidates with identical (k, τ) are merged into one state:
     ``p_dest`` maps each candidate to its state and ``p_first`` names, for each state, the
     candidate whose (k, τ) it takes. ``z_*`` likewise for :data:`Z_KINDS`. ``emit`` indexes
-    the ``+`` states whose signal is computed in this repetition.
+    the ``+`` states whose signal is computed in this repetition; ``emit_k`` and ``emit_tau``
+    are their (k, τ) after the pulse in float64, for the decisions the main pass must not take
+    on float32 round-off (the band edge of a sinc voxel, the sign of τ).
     """
 
     p_src: dict[str, torch.Tensor]
@@ -64,6 +66,8 @@ class RepPlan:
     z_dest: torch.Tensor
     z_first: torch.Tensor
     emit: torch.Tensor
+    emit_k: torch.Tensor
+    emit_tau: torch.Tensor
     p_count: int
     z_count: int
     merged: bool
@@ -222,6 +226,7 @@ def make_plan(
             P = _States(P.k[kp], P.tau[kp], P.mag[kp])
             Z = _States(Z.k[kz], Z.tau[kz], Z.mag[kz])
         max_seen = max(max_seen, len(P) + len(Z))
+        k_after_pulse, tau_after_pulse = P.k, P.tau  # the evolution below makes new arrays
 
         # ---- free evolution over the repetition's events
         dt = rep.event_time.detach().double().cpu().numpy()
@@ -246,7 +251,18 @@ def make_plan(
         Z.mag = Z.mag * np.exp(-total_t / t1)[None] * np.exp(-np.outer(beta_z, dif))
         e1 = np.exp(-total_t / t1)
         z0 = z0 * e1 + (1 - e1)
-        raw.append(dict(p_src=p_src, p_dest=p_dest, z_src=z_src, z_dest=z_dest, emitted=emitted, nz=len(Z)))
+        raw.append(
+            dict(
+                p_src=p_src,
+                p_dest=p_dest,
+                z_src=z_src,
+                z_dest=z_dest,
+                emitted=emitted,
+                nz=len(Z),
+                k=k_after_pulse,
+                tau=tau_after_pulse,
+            )
+        )
 
     return _prune_latent(raw, min_latent=min_latent, min_emitted=min_emitted, max_seen=max_seen, merge=merge)
 
@@ -323,7 +339,8 @@ def _prune_latent(raw, *, min_latent: float, min_emitted: float, max_seen: int, 
             z_src[kind] = (prev_z if kind == "z" else prev_p)[z_src[kind]]
         map_p = np.cumsum(keep_p) - 1
         map_z = np.cumsum(keep_z) - 1
-        emit = map_p[np.flatnonzero((raw[r]["emitted"] >= min_emitted) & keep_p)]
+        emit_orig = np.flatnonzero((raw[r]["emitted"] >= min_emitted) & keep_p)
+        emit = map_p[emit_orig]
         reps.append(
             RepPlan(
                 p_src={k: torch.from_numpy(v.astype(np.int64)) for k, v in p_src.items()},
@@ -333,6 +350,8 @@ def _prune_latent(raw, *, min_latent: float, min_emitted: float, max_seen: int, 
                 z_dest=torch.from_numpy(z_dest.astype(np.int64)),
                 z_first=torch.from_numpy(z_first),
                 emit=torch.from_numpy(emit.astype(np.int64)),
+                emit_k=torch.from_numpy(raw[r]["k"][emit_orig].copy()),
+                emit_tau=torch.from_numpy(raw[r]["tau"][emit_orig].copy()),
                 p_count=int(keep_p.sum()),
                 z_count=int(keep_z.sum()),
                 merged=merge,

@@ -156,12 +156,14 @@ class _Readout:
 
 
 def _readout(
-    rep: Repetition, emitted, t: _Tissue, voxel_shape: str, dtype, rep_index: int, cache: bool
+    rep: Repetition, rp, emitted, t: _Tissue, voxel_shape: str, dtype, rep_index: int, cache: bool
 ) -> _Readout | None:
     """Prepare the repetition's readout (see :class:`_Readout`); ``None`` if nothing emits.
 
     ``emitted`` is ``(amplitudes (n_e, tissues), k (n_e, 3), τ (n_e,))`` of the emitting states
-    right after the repetition's pulse.
+    right after the repetition's pulse. The 0/1 decisions (sinc band edge, sign of τ) use the
+    plan's float64 (k, τ): a Cartesian sample sits exactly on the band edge, and the k of a
+    state followed over many repetitions in float32 is off by more than the edge's slack.
     """
     adc = rep.adc_usage
     n_s = int(adc.sum())
@@ -201,8 +203,14 @@ def _readout(
         taylor_coef = [(-dc) ** p / math.factorial(p) for p in range(order + 1)]
     w = a_s * t.pd[None] * cexp(re, phase)  # (n_e, voxels)
 
-    shape_f = voxel_dephasing(k_s[:, None, :] + kappa[None], t.voxel_size, voxel_shape)  # (n_e, samples)
-    tau_j = (tau_s.detach()[:, None] + u.detach()[None]) >= 0  # sign of τ at each sample
+    g64, dt64 = rep.gradm.detach().double(), rep.event_time.detach().double()
+    cg64, ct64 = torch.cumsum(g64, 0), torch.cumsum(dt64, 0)
+    k64 = rp.emit_k.to(g64.device)[:, None, :] + cg64[adc][None]  # (n_e, samples, 3)
+    if voxel_shape == "sinc":
+        shape_f = voxel_dephasing(k64, t.voxel_size.double(), voxel_shape).to(u.dtype)  # (n_e, samples)
+    else:
+        shape_f = voxel_dephasing(k_s[:, None, :] + kappa[None], t.voxel_size, voxel_shape)
+    tau_j = (rp.emit_tau.to(g64.device)[:, None] + ct64[adc][None]) >= 0  # sign of τ at each sample
     terms = []
     for sign, mask in ((1, tau_j), (-1, ~tau_j)):
         if not bool(mask.any()):
@@ -341,7 +349,8 @@ def run_plan(
     if bar is not None:
         bar.close()
     readouts = [
-        _readout(reps[i], e, tissue, voxel_shape, cdtype, i, cache) for i, e in zip(adc_reps, emitted, strict=True)
+        _readout(reps[i], plan.reps[i], e, tissue, voxel_shape, cdtype, i, cache)
+        for i, e in zip(adc_reps, emitted, strict=True)
     ]
     signals = [
         torch.zeros(ro_n, n_c, dtype=cdtype, device=dev) if sig is None else sig
