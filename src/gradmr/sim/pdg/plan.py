@@ -93,11 +93,16 @@ class _States:
         return self.tau.shape[0]
 
 
-#: Resolution of the merge keys: states whose k differ by less than this (1/m) and whose τ
-#: differ by less than _TAU_QUANTUM (s) are the same state (both far below anything a
-#: sequence can resolve, far above float64 round-off of the sums that make them).
-_K_QUANTUM = 1e-6
-_TAU_QUANTUM = 1e-10
+#: Resolution of the merge keys. Candidates whose k differ by less than a k quantum and whose
+#: τ differ by less than _TAU_QUANTUM (s) become one state taking the first one's (k, τ).
+#: The k quantum is _K_CYCLES_PER_FOV / FOV (1/m): the phase neglected is at most
+#: 2π·_K_CYCLES_PER_FOV/2 ≈ 3e-3 rad at the edge of the phantom; from τ it is 2π·B0·1e-7
+#: (≤ 6e-4 rad at 1 kHz). The quanta must exceed the round-off of files: pypulseq writes
+#: shapes with about 6 significant digits, so a rewound phase encoding of a .seq leaves
+#: ~1e-4 1/m per repetition, and float32 sums of times err by ~1e-9 s. Otherwise equal
+#: paths would not be recognised and the graph would grow as an unmerged one.
+_K_CYCLES_PER_FOV = 1e-3
+_TAU_QUANTUM = 1e-7
 
 
 @dataclass
@@ -108,12 +113,12 @@ class _Candidates:
     mag: np.ndarray
 
 
-def _merge(c: _Candidates, merge: bool):
+def _merge(c: _Candidates, merge: bool, k_quantum: float):
     """Group candidates with equal (k, τ). Returns (dest, first, slot magnitudes)."""
     n = c.tau.shape[0]
     if not merge or n == 0:
         return np.arange(n), np.arange(n), c.mag
-    keys = np.concatenate([np.round(c.k / _K_QUANTUM), np.round(c.tau / _TAU_QUANTUM)[:, None]], axis=1)
+    keys = np.concatenate([np.round(c.k / k_quantum), np.round(c.tau / _TAU_QUANTUM)[:, None]], axis=1)
     keys = keys.astype(np.int64)
     order = np.lexsort(keys.T[::-1])
     sorted_keys = keys[order]
@@ -173,6 +178,7 @@ def make_plan(
     tissues: dict[str, np.ndarray],
     voxel_size: np.ndarray,
     *,
+    fov: float,
     voxel_shape: str,
     max_states: int,
     min_magnitude: float,
@@ -186,6 +192,7 @@ def make_plan(
     t2_env, t2d_env = t2.max(), t2d.max()
     vsize = torch.as_tensor(np.asarray(voxel_size, dtype=np.float64))
     two_pi_sq = (2 * np.pi) ** 2
+    k_quantum = _K_CYCLES_PER_FOV / fov
 
     P = _States.empty(n_t)
     Z = _States.empty(n_t)
@@ -213,8 +220,8 @@ def make_plan(
         )
         z0 = z0 * ca
         # drop negligible candidates, merge equal (k, τ), then cap the number of states
-        p_src, p_dest, p_first, P = _children(cp, min_magnitude, merge)
-        z_src, z_dest, z_first, Z = _children(cz, min_magnitude, merge)
+        p_src, p_dest, p_first, P = _children(cp, min_magnitude, merge, k_quantum)
+        z_src, z_dest, z_first, Z = _children(cz, min_magnitude, merge, k_quantum)
         if len(P) + len(Z) > max_states:
             mags = np.concatenate([P.mag.max(1), Z.mag.max(1)])
             cut = np.sort(mags)[::-1][max_states - 1]
@@ -267,7 +274,7 @@ def make_plan(
     return _prune_latent(raw, min_latent=min_latent, min_emitted=min_emitted, max_seen=max_seen, merge=merge)
 
 
-def _children(c: _Candidates, min_magnitude: float, merge: bool):
+def _children(c: _Candidates, min_magnitude: float, merge: bool, k_quantum: float):
     """Magnitude pruning and merging of one kind of children. Returns (src, dest, first, states)."""
     keep = c.mag.max(1) >= min_magnitude
     src, pos = {}, 0
@@ -275,7 +282,7 @@ def _children(c: _Candidates, min_magnitude: float, merge: bool):
         src[kind] = idx[keep[pos : pos + len(idx)]]
         pos += len(idx)
     kept = _Candidates(src, c.k[keep], c.tau[keep], c.mag[keep])
-    dest, first, mag = _merge(kept, merge)
+    dest, first, mag = _merge(kept, merge, k_quantum)
     return src, dest, first, _States(kept.k[first], kept.tau[first], mag)
 
 

@@ -133,6 +133,7 @@ def simulate_pdg(
         sequence,
         reps_tissue,
         phantom.voxel_size.detach().double().cpu().numpy(),
+        fov=float(phantom.fov.detach().max()),
         voxel_shape=voxel_shape,
         max_states=max_states,
         min_magnitude=min_magnitude,
