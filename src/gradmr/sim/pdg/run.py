@@ -175,8 +175,10 @@ def _readout(
     first = int(torch.nonzero(adc)[0])
     t_w = cum_t[first] - dt[first]
     k_w = cum_g[first] - g[first]
-    u = cum_t[adc] - t_w  # (samples,)
-    kappa = cum_g[adc] - k_w  # (samples, 3)
+    # sums over the window only, so that equal readouts give bitwise equal u and κ
+    # whatever the phase encoding before them
+    u = torch.cumsum(dt[first:], 0)[adc[first:]]  # (samples,)
+    kappa = torch.cumsum(g[first:], 0)[adc[first:]]  # (samples, 3)
 
     a_s = amp if t.tissue_index is None else amp[:, t.tissue_index]  # (n_e, voxels)
     k_s = p_k + k_w  # dephasing at the window start
@@ -222,7 +224,11 @@ def _readout(
             cols = (w_p[:, None, :] * t.coil[None]).reshape(-1, w_p.shape[-1])  # (n_e·coils, voxels)
             terms.append((sign, cols, factor if coef is None else factor * coef.T))
     if cache:
-        key = (u.detach().cpu().numpy().tobytes(), kappa.detach().cpu().numpy().tobytes())
+        # equal up to 1 ps and 1e-6 1/m is equal: the matrix of the first such readout is reused
+        key = (
+            torch.round(u.detach().double() / 1e-12).to(torch.int64).cpu().numpy().tobytes(),
+            torch.round(kappa.detach().double() / 1e-6).to(torch.int64).cpu().numpy().tobytes(),
+        )
     else:
         key = rep_index
     return _Readout(key=key, u=u, kappa=kappa, terms=terms, n_samples=n_s, demod=expi(-rep.adc_phase[adc]))

@@ -17,9 +17,11 @@ import torch
 
 VOXEL_SHAPES = ("sinc", "box")
 
-#: Relative slack at the band edge so that a Cartesian sample at exactly −k_nyquist is kept
-#: and one at +k_nyquist (outside the FFT-conform band) is dropped despite round-off.
-_EDGE_SLACK = 1e-6
+#: Slack at the band edge [cycles per voxel] so that a Cartesian sample at exactly −k_nyquist is
+#: kept and one at +k_nyquist (outside the FFT-conform band) is dropped despite round-off. Files
+#: written by pypulseq (amplitudes to ~6 digits) put the first sample of a line at
+#: −0.5 − 1.3e-6 cycles per voxel, so the slack must be well above that.
+_EDGE_SLACK = 1e-3
 
 
 def voxel_dephasing(k: torch.Tensor, voxel_size: torch.Tensor, shape: str) -> torch.Tensor:
