@@ -88,3 +88,30 @@ def test_rf_spoiled_steady_state_pdg_vs_bloch(alpha_deg):
     # 64 TRs, when e^(−64·TR/T2) ≈ 3e-4 of any coherence is left.
     bloch = simulate_bloch(seq, ph, spins_per_voxel=16384, t2dash=False)[-1, 0]
     assert abs(pdg - bloch).item() / abs(bloch).item() < SINGLE_VOXEL_RTOL
+
+
+def test_b0_b1_and_coils_pdg_vs_bloch():
+    """Off-resonance and transmit maps and two non-uniform receive coils, against the reference."""
+    n = 16
+    ph = brain_phantom(matrix=(n, n), fov=(FOV, FOV), pools="mixed", dtype=torch.float64)
+    y, x = torch.meshgrid(
+        torch.linspace(-1, 1, n, dtype=torch.float64), torch.linspace(-1, 1, n, dtype=torch.float64), indexing="ij"
+    )
+    b0 = (40 * x + 15 * y)[None, None]  # Hz
+    b1 = (1 + 0.2 * x - 0.1 * y)[None, None]
+    coils = torch.stack([torch.exp(-((x - 0.5) ** 2 + y**2)) * torch.exp(1j * y), torch.exp(-((x + 0.5) ** 2 + y**2))])
+    ph = ph.replace(
+        t2=ph.t2.clamp(max=0.1),
+        t1=ph.t1.clamp(max=1.5),
+        t2dash=torch.full_like(ph.t2dash, 100.0),
+        d=torch.zeros_like(ph.d),
+        b0=b0,
+        b1=b1,
+        coil_sens=coils[:, None].to(torch.complex128),
+    )
+    seq = flash(matrix=(n, n), fov=(FOV, FOV), flip_angle=math.radians(30), tr=8e-3, dummy_scans=10, spoiler_cycles=0.0)
+    pdg = simulate_pdg(seq, ph, voxel_shape="box")
+    bloch = simulate_bloch(seq, ph, spins_per_voxel=64, t2dash=False)
+    assert pdg.shape == bloch.shape == (n * n, 2)
+    for c in range(2):
+        assert nrmse(pdg[:, c], bloch[:, c]).item() < CROSS_NRMSE
