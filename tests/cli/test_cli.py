@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from typer.testing import CliRunner
 
 from gradmr.cli.main import SEQUENCES, app
 from gradmr.phantom import brain_phantom
+from pulseq_files import write_gre
 
 runner = CliRunner()
 
@@ -56,42 +55,8 @@ def _check_outputs(out, n_samples: int, shape: tuple[int, int, int]) -> dict:
 
 def _write_gre(path, n: int = N) -> None:
     """A 2D spoiled GRE made with pypulseq's make_* functions (ADC samples at k = (n + ½)/FOV along x)."""
-    pp = pytest.importorskip("pypulseq")
-    system = pp.Opts(
-        max_grad=28, grad_unit="mT/m", max_slew=150, slew_unit="T/m/s", rf_ringdown_time=20e-6, rf_dead_time=100e-6
-    )
-    seq = pp.Sequence(system)
-    rf, gz, _ = pp.make_sinc_pulse(
-        flip_angle=math.radians(15),
-        duration=2e-3,
-        slice_thickness=SLICE,
-        apodization=0.5,
-        time_bw_product=4,
-        system=system,
-        return_gz=True,
-        use="excitation",
-        delay=system.rf_dead_time,
-    )
-    dk = 1 / FOV
-    gx = pp.make_trapezoid("x", flat_area=n * dk, flat_time=1.6e-3, system=system)
-    adc = pp.make_adc(n, duration=gx.flat_time, delay=gx.rise_time, system=system)
-    gx_pre = pp.make_trapezoid("x", area=-gx.area / 2, duration=1e-3, system=system)
-    gz_reph = pp.make_trapezoid("z", area=-gz.area / 2, duration=1e-3, system=system)
-    gx_spoil = pp.make_trapezoid("x", area=2 * gx.area, duration=2e-3, system=system)
-    for i in range(n):
-        phase = math.radians((117.0 * i * (i + 1) / 2) % 360.0)
-        rf.phase_offset = phase
-        adc.phase_offset = phase
-        seq.add_block(rf, gz)
-        gy = pp.make_trapezoid("y", area=(i - n / 2) * dk, duration=1e-3, system=system)
-        seq.add_block(gx_pre, gy, gz_reph)
-        seq.add_block(gx, adc)
-        gy_r = pp.make_trapezoid("y", area=-(i - n / 2) * dk, duration=1e-3, system=system)
-        seq.add_block(gx_spoil, gy_r)
-    seq.set_definition("FOV", [FOV, FOV, SLICE])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        seq.write(str(path))
+    pytest.importorskip("pypulseq")
+    write_gre(path, n, fov=FOV, slice_thickness=SLICE, flip_deg=15.0, centred=False)
 
 
 # ------------------------------------------------------------------------------------------------ help

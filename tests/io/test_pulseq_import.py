@@ -12,6 +12,7 @@ import torch
 pp = pytest.importorskip("pypulseq")
 
 from gradmr.io.pulseq import PulseqImportError, load_pulseq, read_definitions  # noqa: E402
+from pulseq_files import write_gre  # noqa: E402
 
 #: Relative tolerance of flip angles (sinc shapes are integrated from their samples).
 FLIP_RTOL = 1e-3
@@ -63,40 +64,8 @@ def _spoil_phase(n: int) -> float:
 
 
 def make_gre(path, nx: int = 32, ny: int = 16, fa_deg: float = 10.0):
-    """2D spoiled GRE with a slice-selective sinc, RF spoiling with matching ADC phase."""
-    system = _system()
-    seq = pp.Sequence(system)
-    rf, gz, _ = pp.make_sinc_pulse(
-        flip_angle=math.radians(fa_deg),
-        duration=3e-3,
-        slice_thickness=SLICE,
-        apodization=0.42,
-        time_bw_product=4,
-        system=system,
-        return_gz=True,
-        use="excitation",
-        delay=system.rf_dead_time,
-    )
-    dk = 1 / FOV
-    gx = pp.make_trapezoid("x", flat_area=nx * dk, flat_time=3.2e-3, system=system)
-    adc = pp.make_adc(nx, duration=gx.flat_time, delay=gx.rise_time, system=system)
-    gx_pre = pp.make_trapezoid("x", area=-gx.area / 2, duration=1e-3, system=system)
-    gz_reph = pp.make_trapezoid("z", area=-gz.area / 2, duration=1e-3, system=system)
-    gx_spoil = pp.make_trapezoid("x", area=2 * gx.area, duration=3e-3, system=system)
-    gz_spoil = pp.make_trapezoid("z", area=4 / SLICE, system=system)
-    for i in range(ny):
-        rf.phase_offset = _spoil_phase(i)
-        adc.phase_offset = _spoil_phase(i)
-        seq.add_block(rf, gz)
-        gy = pp.make_trapezoid("y", area=(i - ny / 2) * dk, duration=1e-3, system=system)
-        seq.add_block(gx_pre, gy, gz_reph)
-        seq.add_block(gx, adc)
-        gy_r = pp.make_trapezoid("y", area=-(i - ny / 2) * dk, duration=1e-3, system=system)
-        seq.add_block(gx_spoil, gy_r, gz_spoil)
-    seq.set_definition("FOV", [FOV, FOV, SLICE])
-    seq.set_definition("Name", "gre")
-    _write(seq, path)
-    return seq
+    """2D spoiled GRE as in pypulseq's examples (prephaser −area/2): samples at k_x = (n + ½)/FOV."""
+    return write_gre(path, nx, ny, slice_thickness=SLICE, flip_deg=fa_deg, rf_duration=3e-3, centred=False, name="gre")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ from .plan import PdgPlan
 from .voxel_shape import voxel_dephasing
 
 _TWO_PI = 2 * math.pi
-#: Highest Taylor order for the in-window diffusion factor before falling back to the exact path.
+#: Highest Taylor order of the in-window diffusion factor; a readout needing more raises (the
+#: diffusion weighting inside an ADC window is then far beyond any imaging readout's).
 _MAX_TAYLOR = 8
 
 
@@ -260,7 +261,8 @@ def _encode_all(readouts: list, t: _Tissue, cdtype) -> list[torch.Tensor]:
     return [
         None
         if ro is None
-        else (torch.zeros(ro.n_samples, n_c, dtype=cdtype) if out[i] is None else out[i]) * ro.demod[:, None]
+        else (torch.zeros(ro.n_samples, n_c, dtype=cdtype, device=ro.demod.device) if out[i] is None else out[i])
+        * ro.demod[:, None]
         for i, ro in enumerate(readouts)
     ]
 

@@ -117,9 +117,8 @@ def simulate_pdg(
         raise TypeError(f"sequence must be a gradmr Sequence, got {type(sequence).__name__}")
     if not isinstance(phantom, VoxelPhantom):
         raise TypeError(f"phantom must be a VoxelPhantom, got {type(phantom).__name__}")
-    for name, value in (("max_states", max_states),):
-        if value < 1:
-            raise ValueError(f"{name} must be ≥ 1, got {value}")
+    if max_states < 1:
+        raise ValueError(f"max_states must be ≥ 1, got {max_states}")
     for name, value in (("min_magnitude", min_magnitude), ("min_emitted", min_emitted), ("min_latent", min_latent)):
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value}")
