@@ -15,6 +15,21 @@ FOV = 0.2  # m
 SLICE = 5e-3  # m
 
 
+def system():
+    """The scanner limits every test file is written with (28 mT/m, 150 T/m/s, usual dead times)."""
+    import pypulseq as pp
+
+    return pp.Opts(
+        max_grad=28,
+        grad_unit="mT/m",
+        max_slew=150,
+        slew_unit="T/m/s",
+        rf_ringdown_time=20e-6,
+        rf_dead_time=100e-6,
+        adc_dead_time=10e-6,
+    )
+
+
 def write_gre(
     path: str | Path,
     nx: int,
@@ -40,40 +55,32 @@ def write_gre(
     import pypulseq as pp
 
     ny = nx if ny is None else ny
-    system = pp.Opts(
-        max_grad=28,
-        grad_unit="mT/m",
-        max_slew=150,
-        slew_unit="T/m/s",
-        rf_ringdown_time=20e-6,
-        rf_dead_time=100e-6,
-        adc_dead_time=10e-6,
-    )
-    seq = pp.Sequence(system)
+    opts = system()
+    seq = pp.Sequence(opts)
     rf, gz, _ = pp.make_sinc_pulse(
         flip_angle=math.radians(flip_deg),
         duration=rf_duration,
         slice_thickness=slice_thickness,
         apodization=0.42,
         time_bw_product=4,
-        system=system,
+        system=opts,
         return_gz=True,
         use="excitation",
-        delay=system.rf_dead_time,
+        delay=opts.rf_dead_time,
     )
     dk = 1.0 / fov
-    gx = pp.make_trapezoid("x", flat_area=nx * dk, flat_time=nx * dwell, system=system)
-    adc = pp.make_adc(nx, dwell=dwell, delay=gx.rise_time, system=system)
-    gx_pre = pp.make_trapezoid("x", area=-gx.area / 2 - (dk / 2 if centred else 0.0), duration=1e-3, system=system)
-    gz_reph = pp.make_trapezoid("z", area=-gz.area / 2, duration=1e-3, system=system)
-    gx_spoil = pp.make_trapezoid("x", area=2 * nx * dk, system=system)
-    gz_spoil = pp.make_trapezoid("z", area=4 / slice_thickness, system=system)
+    gx = pp.make_trapezoid("x", flat_area=nx * dk, flat_time=nx * dwell, system=opts)
+    adc = pp.make_adc(nx, dwell=dwell, delay=gx.rise_time, system=opts)
+    gx_pre = pp.make_trapezoid("x", area=-gx.area / 2 - (dk / 2 if centred else 0.0), duration=1e-3, system=opts)
+    gz_reph = pp.make_trapezoid("z", area=-gz.area / 2, duration=1e-3, system=opts)
+    gx_spoil = pp.make_trapezoid("x", area=2 * nx * dk, system=opts)
+    gz_spoil = pp.make_trapezoid("z", area=4 / slice_thickness, system=opts)
     pe_dur = pp.calc_duration(gx_pre, gz_reph)
     spoil_dur = pp.calc_duration(gx_spoil, gz_spoil)
     min_tr = pp.calc_duration(rf, gz) + pe_dur + pp.calc_duration(gx, adc) + spoil_dur
     fill = 0.0
     if tr is not None:
-        fill = round((tr - min_tr) / system.block_duration_raster) * system.block_duration_raster
+        fill = round((tr - min_tr) / opts.block_duration_raster) * opts.block_duration_raster
         if fill < 0:
             raise ValueError(f"TR {tr * 1e3:.3g} ms is shorter than the minimum {min_tr * 1e3:.3g} ms")
     rf_phase, rf_inc = 0.0, 0.0
@@ -84,9 +91,9 @@ def write_gre(
         rf_phase = (rf_phase + rf_inc) % 360.0
         seq.add_block(rf, gz)
         area = (i - ny // 2) * dk
-        seq.add_block(gx_pre, gz_reph, pp.make_trapezoid("y", area=area, duration=pe_dur, system=system))
+        seq.add_block(gx_pre, gz_reph, pp.make_trapezoid("y", area=area, duration=pe_dur, system=opts))
         seq.add_block(gx, adc)
-        seq.add_block(gx_spoil, gz_spoil, pp.make_trapezoid("y", area=-area, duration=spoil_dur, system=system))
+        seq.add_block(gx_spoil, gz_spoil, pp.make_trapezoid("y", area=-area, duration=spoil_dur, system=opts))
         if fill > 1e-9:
             seq.add_block(pp.make_delay(fill))
     seq.set_definition("FOV", [fov, fov, slice_thickness])

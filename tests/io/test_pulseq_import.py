@@ -12,7 +12,7 @@ import torch
 pp = pytest.importorskip("pypulseq")
 
 from gradmr.io.pulseq import PulseqImportError, load_pulseq, read_definitions  # noqa: E402
-from pulseq_files import write_gre  # noqa: E402
+from pulseq_files import system, write_gre  # noqa: E402
 
 #: Relative tolerance of flip angles (sinc shapes are integrated from their samples).
 FLIP_RTOL = 1e-3
@@ -32,15 +32,7 @@ SLICE = 3e-3
 
 
 def _system():
-    return pp.Opts(
-        max_grad=28,
-        grad_unit="mT/m",
-        max_slew=150,
-        slew_unit="T/m/s",
-        rf_ringdown_time=20e-6,
-        rf_dead_time=100e-6,
-        adc_dead_time=10e-6,
-    )
+    return system()
 
 
 def _write(seq, path) -> None:
