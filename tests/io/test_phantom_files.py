@@ -141,3 +141,61 @@ def test_save_png(tmp_path):
     assert rows.max() < h / 4 and cols.max() < w / 4
     with pytest.raises(ValueError):
         save_png(torch.zeros(2, 4, 4), tmp_path / "b.png")
+
+
+def test_fractions_npz_is_accepted_as_a_phantom(tmp_path):
+    from gradmr.io.phantom_files import load_fractions_npz, save_fractions_npz
+    from gradmr.phantom.fractions import TissueFractions, phantom_from_fractions
+
+    rng = np.random.default_rng(3)
+    raw = rng.random((4, 5, 6))
+    f = raw[:3] / raw.sum(0)
+    np.savez(tmp_path / "f.npz", GM=f[0], WM=f[1], csf=f[2], voxel_size=[2e-3, 2e-3, 4e-3])
+    fr = load_fractions_npz(tmp_path / "f.npz", dtype=torch.float64)
+    assert fr.names == ("gm", "wm", "csf") and fr.voxel_size.tolist() == [2e-3, 2e-3, 4e-3]
+    ph = load_phantom_npz(tmp_path / "f.npz", field_strength=1.5, dtype=torch.float64)
+    ref = phantom_from_fractions(TissueFractions.create(torch.from_numpy(f), ("gm", "wm", "csf")), field_strength=1.5)
+    assert ph.pool_count == 3 and torch.allclose(ph.pd, ref.pd) and torch.allclose(ph.t1, ref.t1)
+    mixed = load_phantom_npz(tmp_path / "f.npz", model="mixed")
+    assert mixed.pool_count == 1
+    save_fractions_npz(fr, tmp_path / "g.npz")
+    back = load_fractions_npz(tmp_path / "g.npz", dtype=torch.float64)
+    assert torch.equal(back.fractions, fr.fractions)
+    np.savez(tmp_path / "bad.npz", GM=f[0], WN=f[1])
+    with pytest.raises(ValueError, match="WN"):
+        load_fractions_npz(tmp_path / "bad.npz")
+    np.savez(tmp_path / "over.npz", GM=f[0] + 0.6, WM=f[1] + 0.6)
+    with pytest.raises(ValueError, match="sum to at most 1|must lie in"):
+        load_phantom_npz(tmp_path / "over.npz")
+
+
+def test_nifti_reorients_with_the_affine(tmp_path):
+    rng = np.random.default_rng(4)
+    xyz = rng.random((4, 3, 2))
+    flipped = np.diag([-2.0, 2.0, 2.0, 1.0])  # stored right-to-left: canonical order flips x
+    for name, arr in (("pd", xyz), ("t1", 1 + xyz), ("t2", 0.05 + 0 * xyz)):
+        nib.save(nib.Nifti1Image(arr.astype(np.float32), flipped), str(tmp_path / f"{name}.nii.gz"))
+    p = load_phantom_nifti(tmp_path)
+    assert p.pd[0, 1, 2, 0] == pytest.approx(float(np.float32(xyz[3, 2, 1])))  # x index 3 → 0
+
+
+def test_phantom_and_fractions_nifti_round_trip(tmp_path):
+    from gradmr.io.phantom_files import load_fractions_nifti, save_fractions_nifti, save_phantom_nifti
+    from gradmr.phantom.fractions import TissueFractions
+
+    multi = brain_phantom((8, 6), pools="multi", dtype=torch.float64)
+    save_phantom_nifti(multi, tmp_path / "maps")
+    back = load_phantom_nifti(tmp_path / "maps", dtype=torch.float64)
+    assert back.pool_count == 3
+    for name in ("pd", "t1", "t2", "t2dash", "d", "b0", "b1"):
+        assert torch.allclose(getattr(back, name), getattr(multi, name), rtol=1e-6), name
+    assert torch.allclose(back.voxel_size, multi.voxel_size)
+    from gradmr.phantom.brain import tissue_fractions
+
+    fr = TissueFractions.create(tissue_fractions((8, 6)), ("csf", "gm", "wm"), voxel_size=(2e-3, 3e-3, 5e-3))
+    save_fractions_nifti(fr, tmp_path / "fr")
+    fb = load_fractions_nifti(tmp_path / "fr", dtype=torch.float64)
+    assert set(fb.names) == {"csf", "gm", "wm"}
+    assert torch.allclose(fb["gm"].float(), fr["gm"]) and torch.allclose(fb.voxel_size.float(), fr.voxel_size)
+    with pytest.raises(FileNotFoundError, match="gm.nii.gz"):
+        load_fractions_nifti(tmp_path / "maps")

@@ -2,7 +2,18 @@
 
 from .images import save_nifti, save_png
 from .mrd import infer_line_lengths, write_ismrmrd
-from .phantom_files import NPZ_KEYS, REQUIRED_MAPS, load_phantom_nifti, load_phantom_npz, save_phantom_npz
+from .phantom_files import (
+    NPZ_KEYS,
+    REQUIRED_MAPS,
+    load_fractions_nifti,
+    load_fractions_npz,
+    load_phantom_nifti,
+    load_phantom_npz,
+    save_fractions_nifti,
+    save_fractions_npz,
+    save_phantom_nifti,
+    save_phantom_npz,
+)
 from .pulseq import TIME_TOLERANCE, PulseqImportError, load_pulseq, read_definitions
 
 __all__ = [
@@ -11,11 +22,16 @@ __all__ = [
     "TIME_TOLERANCE",
     "PulseqImportError",
     "infer_line_lengths",
+    "load_fractions_nifti",
+    "load_fractions_npz",
     "load_phantom_nifti",
     "load_phantom_npz",
     "load_pulseq",
     "read_definitions",
+    "save_fractions_nifti",
+    "save_fractions_npz",
     "save_nifti",
+    "save_phantom_nifti",
     "save_phantom_npz",
     "save_png",
     "write_ismrmrd",

@@ -29,7 +29,7 @@ def save_nifti(image, voxel_size, path) -> Path:
         Voxel size in x, y, z [m].
     path : str or Path
     """
-    import nibabel as nib
+    from .phantom_files import _save_xyz
 
     arr = _to_numpy(image)
     if np.iscomplexobj(arr):
@@ -41,14 +41,8 @@ def save_nifti(image, voxel_size, path) -> Path:
     vs = np.asarray(_to_numpy(voxel_size), dtype=np.float64).ravel()
     if vs.size != 3 or not (vs > 0).all():
         raise ValueError(f"voxel_size must be three positive values (x, y, z) in m, got {vs.tolist()}")
-    xyz = np.ascontiguousarray(arr.transpose(2, 1, 0).astype(np.float32))
-    vs_mm = vs * 1e3
-    affine = np.diag([*vs_mm, 1.0])
-    affine[:3, 3] = -(np.array(xyz.shape) // 2) * vs_mm
-    img = nib.Nifti1Image(xyz, affine)
-    img.header.set_xyzt_units("mm", "sec")
     path = Path(path)
-    nib.save(img, str(path))
+    _save_xyz(arr, vs, path)
     return path
 
 

@@ -24,14 +24,11 @@ import math
 import torch
 
 from .core import VoxelPhantom
-from .tissues import BRAIN_TISSUES, tissue_table
+from .fractions import MODELS, TissueFractions, phantom_from_fractions
+from .tissues import BRAIN_TISSUES
 
 #: Head semi-axes (x, y) [m].
 HEAD_SEMI_AXES = (0.070, 0.088)
-
-#: Properties given to voxels with no tissue (pd = 0) in ``pools="mixed"`` (and to nothing else):
-#: finite and positive so that the phantom validates; they carry no signal.
-BACKGROUND = {"t1": 1.0, "t2": 0.1, "t2dash": 1.0, "d": 0.0}
 
 _BG, _CSF, _GM, _WM = 0, 1, 2, 3
 
@@ -127,7 +124,7 @@ def brain_phantom(
     supersampling: int = 4,
     dtype: torch.dtype = torch.float32,
 ) -> VoxelPhantom:
-    """The built-in brain slice as a :class:`~gradmr.phantom.VoxelPhantom` (z = 1).
+    """The built-in procedural brain slice as a :class:`~gradmr.phantom.VoxelPhantom` (z = 1).
 
     Parameters
     ----------
@@ -139,45 +136,22 @@ def brain_phantom(
     slice_thickness : float
         Voxel size along z [m].
     pools : ``"multi"`` or ``"mixed"``
-        ``"multi"``: three pools (CSF, GM, WM); pool ``t`` has ``pd = fraction_t · PD_t`` and tissue ``t``'s
-        T1, T2, T2', D everywhere (zero-PD pools carry no signal). This is the physically right partial-volume
-        model: signals add. ``"mixed"``: one pool with ``pd = Σ fraction_t · PD_t`` and every other map the
-        PD-weighted mean ``Σ f_t PD_t q_t / Σ f_t PD_t`` (linear mixing of the parameters, an approximation
-        that is wrong for mixed voxels but common); voxels with no tissue get :data:`BACKGROUND`.
+        ``"multi"``: three pools (CSF, GM, WM), the multi-compartment model; ``"mixed"``: one pool with linearly
+        mixed properties (BMapEst's model). See :func:`~gradmr.phantom.fractions.phantom_from_fractions`.
     supersampling : int
         Sub-samples per voxel along each axis for the fractions.
     dtype : torch.float32 or torch.float64
 
     B0 is 0 Hz and B1 is 1 everywhere; one uniform receive coil.
     """
-    if pools not in ("multi", "mixed"):
-        raise ValueError(f"pools must be 'multi' or 'mixed', got {pools!r}")
+    if pools not in MODELS:
+        raise ValueError(f"pools must be one of {MODELS}, got {pools!r}")
     if not slice_thickness > 0:
         raise ValueError(f"slice_thickness must be > 0 m, got {slice_thickness}")
-    table = tissue_table(field_strength)
     ny, nx = _check_2d("matrix", matrix, int)
     fx, fy = _check_2d("fov", fov, float)
     fractions = tissue_fractions((ny, nx), (fx, fy), supersampling=supersampling, dtype=torch.float64)
-    tissues = [table[name] for name in BRAIN_TISSUES]
-
-    def column(attr: str) -> torch.Tensor:
-        return torch.tensor([getattr(t, attr) for t in tissues], dtype=torch.float64)[:, None, None]
-
-    pd = fractions * column("pd")  # (3, ny, nx)
-    voxel_size = (fx / nx, fy / ny, float(slice_thickness))
-    names = ("t1", "t2", "t2dash", "d")
-    if pools == "multi":
-        maps = {n: column(n).expand(3, ny, nx) for n in names}
-        return VoxelPhantom.create(
-            pd=pd[:, None], **{n: m[:, None] for n, m in maps.items()}, voxel_size=voxel_size, dtype=dtype
-        )
-    total = pd.sum(0)
-    has = total > 0
-    safe = torch.where(has, total, torch.ones_like(total))
-    mixed = {}
-    for n in names:
-        mean = (pd * column(n)).sum(0) / safe
-        mixed[n] = torch.where(has, mean, torch.full_like(mean, BACKGROUND[n]))
-    return VoxelPhantom.create(
-        pd=total[None, None], **{n: m[None, None] for n, m in mixed.items()}, voxel_size=voxel_size, dtype=dtype
+    tf = TissueFractions.create(
+        fractions, BRAIN_TISSUES, voxel_size=(fx / nx, fy / ny, float(slice_thickness)), dtype=torch.float64
     )
+    return phantom_from_fractions(tf, field_strength=field_strength, model=pools, dtype=dtype)

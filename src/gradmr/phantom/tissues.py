@@ -1,19 +1,35 @@
-"""A small table of brain tissue properties at 1.5 T and 3 T, with where each number comes from.
+"""The tissue library: PD, T1, T2, T2′ and D of the BrainWeb tissue classes at 1.5 T and 3 T, with sources.
 
-Units are SI: times in s, diffusivity in m²/s, proton density relative to water (CSF ≈ 1).
-PD and D do not depend on the field strength; the same values are used at both fields. Where no
-measured source is given, the ``source`` string says so and the value is an approximation.
+The numbers live in the package data file ``phantom/data/tissues.csv`` (one row per value, with the key of its
+source and a note), the citations in ``phantom/data/tissue_sources.csv``. Rows whose source is ``estimate`` are
+not measurements; their note says how they were made. PD and D are taken as field-independent (rows with
+``field_T = any``). The BMapEst paper's own GM/WM/CSF table is the preset ``"bmapest"``.
+
+Units are SI: times in s, diffusivity in m²/s, proton density relative to water.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
 
-#: The tissues of the built-in brain phantom, in pool order.
+#: The tissues of the library (the BrainWeb classes), in a fixed order.
+TISSUE_NAMES = ("csf", "gm", "wm", "fat", "muscle", "skin", "skull", "vessels", "dura", "marrow")
+
+#: The tissues of the built-in brains, in pool order.
 BRAIN_TISSUES = ("csf", "gm", "wm")
 
 #: Field strengths [T] with a table.
 FIELD_STRENGTHS = (1.5, 3.0)
+
+#: Named presets: tables reproduced from a paper rather than chosen from the literature per value.
+PRESETS = ("bmapest",)
+
+#: The properties of a tissue, in :class:`Tissue` field order, with their units.
+QUANTITIES = {"pd": "relative", "t1": "s", "t2": "s", "t2dash": "s", "d": "m^2/s"}
 
 
 @dataclass(frozen=True)
@@ -29,8 +45,8 @@ class Tissue:
         Relaxation times [s]; ``t2dash`` is the reversible (Lorentzian) part, ``1/T2* = 1/T2 + 1/T2'``.
     d : float
         Apparent isotropic diffusivity [m²/s].
-    source : str
-        Where the numbers come from, and which are approximate.
+    sources : mapping quantity → str
+        The citation of each value (``"pd"``, ``"t1"``, ``"t2"``, ``"t2dash"``, ``"d"``), with the row's note.
     """
 
     name: str
@@ -39,62 +55,60 @@ class Tissue:
     t2: float
     t2dash: float
     d: float
-    source: str
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
-_BMAPEST = (
-    "values hard-coded in the BMapEst code (Estimation of brain tissue probability maps using a "
-    "differentiable MRI simulator, arXiv:2404.14739; github.com/BioMedAI-UCSC/BMapEst, "
-    "src/brain_probability_maps.py), which uses MR-zero on BrainWeb phantoms; that code cites no source "
-    "for them and states no field strength — taken here as approximate 1.5 T values"
-)
-_STANISZ = (
-    "T1, T2: Stanisz GJ et al., T1, T2 relaxation and magnetization transfer in tissue at 3T, "
-    "Magn Reson Med 2005;54:507-512 (WM T1 1084 ms, T2 69 ms; GM T1 1820 ms, T2 99 ms); "
-    "for comparison Wansapura JP et al., NMR relaxation times in the human brain at 3.0 tesla, "
-    "J Magn Reson Imaging 1999;9:531-538 report shorter T1 (WM ≈ 0.83 s, GM ≈ 1.33 s)"
-)
-_FIELD_FREE = "PD and D: field-independent, as the 1.5 T entry (BMapEst values, approximate)"
-_T2DASH_3T = (
-    "T2': approximate, the 1.5 T (BMapEst) value reused unchanged — no measured 3 T source here; "
-    "static-dephasing theory would shorten T2' roughly in proportion to 1/B0"
-)
-
-_TABLE: dict[float, dict[str, Tissue]] = {
-    1.5: {
-        "csf": Tissue("csf", 1.0, 4.16, 1.65, 0.0591, 3.19e-9, _BMAPEST),
-        "gm": Tissue("gm", 0.8, 1.55, 0.09, 0.322, 0.83e-9, _BMAPEST),
-        "wm": Tissue("wm", 0.7, 0.83, 0.07, 0.183, 0.65e-9, _BMAPEST),
-    },
-    3.0: {
-        "csf": Tissue(
-            "csf",
-            1.0,
-            4.16,
-            1.65,
-            0.0591,
-            3.19e-9,
-            "approximate: the 1.5 T (BMapEst) values reused; CSF is close to free water, whose T1 and T2 "
-            "depend only weakly on field strength; no measured 3 T source here",
-        ),
-        "gm": Tissue("gm", 0.8, 1.820, 0.099, 0.322, 0.83e-9, f"{_STANISZ}. {_FIELD_FREE}. {_T2DASH_3T}"),
-        "wm": Tissue("wm", 0.7, 1.084, 0.069, 0.183, 0.65e-9, f"{_STANISZ}. {_FIELD_FREE}. {_T2DASH_3T}"),
-    },
-}
+@functools.lru_cache(maxsize=1)
+def _read_tables() -> dict[str, dict[str, Tissue]]:
+    data = resources.files("gradmr.phantom") / "data"
+    with (data / "tissue_sources.csv").open(encoding="utf-8") as f:
+        citations = {row["key"]: row["citation"] for row in csv.DictReader(f)}
+    values: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
+    with (data / "tissues.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            source = citations[row["source"]]
+            if row["note"]:
+                source = f"{source} — {row['note']}"
+            values.setdefault((row["field_T"], row["tissue"]), {})[row["quantity"]] = (float(row["value"]), source)
+    tables: dict[str, dict[str, Tissue]] = {}
+    for table_key in [str(b) for b in FIELD_STRENGTHS] + list(PRESETS):
+        table = {}
+        for name in TISSUE_NAMES:
+            own = values.get((table_key, name), {})
+            if not own:
+                continue
+            merged = {**values.get(("any", name), {}), **own} if table_key not in PRESETS else own
+            table[name] = Tissue(
+                name,
+                **{q: merged[q][0] for q in QUANTITIES},
+                sources={q: merged[q][1] for q in QUANTITIES},
+            )
+        tables[table_key] = table
+    return tables
 
 
-def tissue(name: str, field_strength: float = 3.0) -> Tissue:
-    """The :class:`Tissue` called ``name`` (``"csf"``, ``"gm"`` or ``"wm"``) at ``field_strength`` [T]."""
-    table = tissue_table(field_strength)
+def tissue_table(field_strength: float | None = 3.0, *, preset: str | None = None) -> dict[str, Tissue]:
+    """The tissue library at ``field_strength`` [T] (1.5 or 3.0), or a named ``preset``, keyed by name.
+
+    ``tissue_table(preset="bmapest")`` is the BMapEst paper's GM/WM/CSF table (no field strength).
+    """
+    tables = _read_tables()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+        return dict(tables[preset])
+    if field_strength is None:
+        raise ValueError("give a field_strength (1.5 or 3.0 T) or a preset")
+    for b0 in FIELD_STRENGTHS:
+        if abs(float(field_strength) - b0) < 1e-6:
+            return dict(tables[str(b0)])
+    raise ValueError(f"field_strength must be one of {FIELD_STRENGTHS} T, got {field_strength}")
+
+
+def tissue(name: str, field_strength: float | None = 3.0, *, preset: str | None = None) -> Tissue:
+    """The :class:`Tissue` called ``name`` (one of :data:`TISSUE_NAMES`) at ``field_strength`` [T] or in ``preset``."""
+    table = tissue_table(field_strength, preset=preset)
     key = name.lower()
     if key not in table:
         raise ValueError(f"tissue must be one of {tuple(table)}, got {name!r}")
     return table[key]
-
-
-def tissue_table(field_strength: float = 3.0) -> dict[str, Tissue]:
-    """All tissues at ``field_strength`` [T] (1.5 or 3.0), keyed by name in :data:`BRAIN_TISSUES` order."""
-    for b0 in FIELD_STRENGTHS:
-        if abs(float(field_strength) - b0) < 1e-6:
-            return dict(_TABLE[b0])
-    raise ValueError(f"field_strength must be one of {FIELD_STRENGTHS} T, got {field_strength}")
