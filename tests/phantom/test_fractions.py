@@ -114,3 +114,24 @@ def test_bad_arguments():
         phantom_from_fractions(TissueFractions.create(f, NAMES), model="average")
     with pytest.raises(ValueError, match="b0 must have shape"):
         phantom_from_fractions(TissueFractions.create(f, NAMES), b0=torch.zeros(2, 2))
+
+
+def test_plane_cuts_ras_volumes():
+    f = torch.zeros(1, 4, 5, 6, dtype=F64)  # (z, y, x)
+    f[0, 1, 2, 3] = 1.0
+    tf = TissueFractions.create(f, ("gm",), voxel_size=(1e-3, 2e-3, 3e-3))
+    # (orientation, index, image (y, x) of the marked voxel, voxel size (x, y, z) of the slice)
+    cases = [
+        ("axial", 1, (2, 3), (1e-3, 2e-3, 3e-3)),
+        ("coronal", 2, (1, 3), (1e-3, 3e-3, 2e-3)),
+        ("sagittal", 3, (1, 2), (2e-3, 3e-3, 1e-3)),
+    ]
+    for orientation, index, yx, vs in cases:
+        p = tf.plane(orientation, index)
+        assert p.grid_shape[0] == 1 and p.voxel_size.tolist() == pytest.approx(vs)
+        assert torch.nonzero(p.fractions[0, 0]).tolist() == [list(yx)], orientation
+    assert tf.plane("axial").grid_shape == (1, 5, 6)
+    with pytest.raises(ValueError, match=r"\[0, 4\]"):
+        tf.plane("coronal", 5)
+    with pytest.raises(ValueError, match="orientation"):
+        tf.plane("oblique")

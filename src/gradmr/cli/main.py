@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import __version__
+from .phantom_cmd import phantom_app
 
 app = typer.Typer(
     name="gradmr",
@@ -30,8 +31,9 @@ app = typer.Typer(
 #: Simulation methods the CLI offers (the same as :data:`gradmr.sim.METHODS`, kept here so --help needs no torch).
 METHODS = ("pdg", "bloch")
 
-#: Built-in phantoms (``--phantom NAME`` or ``NAME:FIELD_T``).
-PHANTOMS = {"brain": "procedural axial brain slice (CSF, GM, WM pools); 'brain:1.5' for the 1.5 T tissue table"}
+#: Built-in phantoms (``--phantom NAME`` or ``NAME:FIELD_T``); the same names as
+#: :data:`gradmr.phantom.builtin.BUILTIN_PHANTOMS` (a test keeps them equal), listed here so --help needs no torch.
+PHANTOMS = ("brain", "mni152", "shepp-logan", "random-blocks")
 
 #: Default matrix and FOV of builders and of the built-in phantom.
 DEFAULT_MATRIX = 128
@@ -161,55 +163,27 @@ def _phantom_from_spec(
     field_strength: float,
     file_fov: tuple[float, float, float] | None,
 ):
-    """``brain``/``brain:F`` → built-in brain at ``matrix`` (ny, nx) and ``fov`` (x, y); a path → file phantom."""
-    import numpy as np
+    """A built-in (drawn at ``matrix`` (ny, nx) and ``fov`` (x, y)), ``brainweb:NN`` or a file phantom.
 
-    from ..io import load_phantom_nifti, load_phantom_npz
-    from ..phantom import brain_phantom
+    A file without a voxel size takes it from the sequence FOV when there is one (else 1 mm).
+    """
+    from .phantom_cmd import resolve_phantom
 
-    name, _, suffix = spec.partition(":")
-    if name in PHANTOMS:
-        if suffix:
-            try:
-                field_strength = float(suffix)
-            except ValueError as e:
-                msg = f"field strength in {spec!r} must be a number (T)"
-                raise typer.BadParameter(msg, param_hint="--phantom") from e
-        kwargs = {} if slice_thickness is None else {"slice_thickness": slice_thickness}
-        try:
-            ph = brain_phantom(matrix, fov=fov, field_strength=field_strength, **kwargs)
-        except (ValueError, KeyError) as e:
-            raise typer.BadParameter(str(e), param_hint="--phantom") from e
-        return ph, {"source": "brain", "field_strength_T": field_strength}
-    path = Path(spec)
-    if not path.exists():
-        raise typer.BadParameter(
-            f"{spec!r} is neither a built-in phantom ({', '.join(PHANTOMS)}) nor an existing file or directory",
-            param_hint="--phantom",
-        )
-    try:
-        if path.is_dir():
-            ph = load_phantom_nifti(path)
-            return ph, {"source": str(path), "format": "nifti"}
-        with np.load(path, allow_pickle=False) as archive:
-            has_vs = "voxel_size" in archive.files
-            pd_shape = archive["PD"].shape if "PD" in archive.files else None
-        ph = load_phantom_npz(path)
-        info: dict[str, Any] = {"source": str(path), "format": "npz"}
-        if not has_vs and pd_shape is not None:
-            nz, ny, nx = ph.grid_shape
-            if file_fov is not None:
-                vs = (file_fov[0] / nx, file_fov[1] / ny, file_fov[2] / nz)
-                info["voxel_size_from"] = "sequence FOV / phantom matrix"
-            else:
-                vs = (1e-3, 1e-3, 1e-3)
-                info["voxel_size_from"] = "default 1 mm"
-            import torch
-
-            ph = ph.replace(voxel_size=torch.tensor(vs, dtype=ph.voxel_size.dtype))
+    ph, _, info = resolve_phantom(
+        spec, matrix=matrix, fov=fov, field_strength=field_strength, slice_thickness=slice_thickness
+    )
+    if info.pop("has_voxel_size", True):
         return ph, info
-    except (OSError, ValueError, KeyError) as e:
-        raise typer.BadParameter(f"cannot load phantom {spec!r}: {e}", param_hint="--phantom") from e
+    import torch
+
+    nz, ny, nx = ph.grid_shape
+    if file_fov is not None:
+        vs = (file_fov[0] / nx, file_fov[1] / ny, file_fov[2] / nz)
+        info["voxel_size_from"] = "sequence FOV / phantom matrix"
+    else:
+        vs = (1e-3, 1e-3, 1e-3)
+        info["voxel_size_from"] = "default 1 mm"
+    return ph.replace(voxel_size=torch.tensor(vs, dtype=ph.voxel_size.dtype)), info
 
 
 def _reconstruct(signal, kspace, phantom):
@@ -276,6 +250,9 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+app.add_typer(phantom_app, name="phantom")
+
+
 @app.callback()
 def _main(
     version: Annotated[
@@ -296,11 +273,10 @@ def info() -> None:
     for name, (_, desc) in SEQUENCES.items():
         typer.echo(f"  {name:10s} {desc}")
     typer.echo("  FILE.seq   any Pulseq file (--seq)")
-    typer.echo("phantoms:")
-    for name, desc in PHANTOMS.items():
-        typer.echo(f"  {name:10s} {desc}")
-    typer.echo("  FILE.npz   maps PD, T1, T2 [, T2dash, D, B0, B1, voxel_size, coil_sens] in SI units")
-    typer.echo("  DIRECTORY  NIfTI maps pd, t1, t2 [, t2dash, d, b0, b1] (.nii or .nii.gz) in SI units")
+    typer.echo("phantoms (gradmr phantom list / show / export):")
+    from .phantom_cmd import list_phantoms
+
+    list_phantoms()
 
 
 @app.command()
@@ -314,7 +290,10 @@ def simulate(
     ] = None,
     phantom: Annotated[
         str,
-        typer.Option(help="'brain' (built-in; 'brain:1.5' for 1.5 T), a .npz file or a directory of NIfTI maps."),
+        typer.Option(
+            help=f"Built-in ({', '.join(PHANTOMS)}; NAME:1.5 for the 1.5 T tissue table), brainweb:NN, a .npz of "
+            "maps or tissue fractions, or a directory of NIfTI maps or fractions. See 'gradmr phantom list'."
+        ),
     ] = "brain",
     method: Annotated[str, typer.Option(help="Simulator: " + " or ".join(METHODS) + ".")] = "pdg",
     mrd: Annotated[Path | None, typer.Option("--mrd", help="Also write the raw data to this ISMRMRD file.")] = None,
@@ -442,7 +421,7 @@ def simulate(
 
     if sequence is not None:
         nz, ny, nx = ph.grid_shape
-        pfov = ph_fov if ph_info["source"] == "brain" else _rounded(ph.fov.tolist())
+        pfov = ph_fov if ph_info["source"] in PHANTOMS else _rounded(ph.fov.tolist())
         builder_params = {
             "matrix": (matrix, matrix) if matrix is not None else (nx, ny),
             "fov": (fov_m, fov_m) if fov_m is not None else (pfov[0], pfov[1]),

@@ -1,5 +1,13 @@
 """File formats: Pulseq import, phantom files (``.npz``, NIfTI), images (NIfTI, PNG) and ISMRMRD raw data."""
 
+from .brainweb import (
+    BrainWebUnavailableError,
+    brain2d_fractions,
+    brainmodel_fractions,
+    fetch_brainweb,
+    load_brainweb,
+    load_brainweb_fuzzy,
+)
 from .images import save_nifti, save_png
 from .mrd import infer_line_lengths, write_ismrmrd
 from .phantom_files import (
@@ -17,6 +25,12 @@ from .phantom_files import (
 from .pulseq import TIME_TOLERANCE, PulseqImportError, load_pulseq, read_definitions
 
 __all__ = [
+    "BrainWebUnavailableError",
+    "brain2d_fractions",
+    "brainmodel_fractions",
+    "fetch_brainweb",
+    "load_brainweb",
+    "load_brainweb_fuzzy",
     "NPZ_KEYS",
     "REQUIRED_MAPS",
     "TIME_TOLERANCE",

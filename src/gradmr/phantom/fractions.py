@@ -39,6 +39,10 @@ BACKGROUND = {"t1": 1.0, "t2": 0.1, "t2dash": 1.0, "d": 0.0}
 
 MODELS = ("multi", "mixed")
 
+#: Slice orientations of :meth:`TissueFractions.plane`, with the volume axes (x, y, z indices) that become the
+#: image x and y axes and the through-plane axis.
+PLANES = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}
+
 
 @dataclass(frozen=True)
 class TissueFractions(TensorDataclass):
@@ -170,6 +174,25 @@ class TissueFractions(TensorDataclass):
     def slice_z(self, index: int) -> TissueFractions:
         """The 2D fractions of one z slice."""
         return self.replace(fractions=self.fractions[:, index : index + 1])
+
+    def plane(self, orientation: str, index: int | None = None) -> TissueFractions:
+        """A 2D slice ``(tissues, 1, ny, nx)`` of a volume whose axes are RAS (+x right, +y anterior, +z superior).
+
+        ``axial``: image (x, y) = (right, anterior), through z; ``coronal``: (right, superior), through y;
+        ``sagittal``: (anterior, superior), through x. Shown with ``origin="lower"`` axial and coronal slices are
+        in the neurological convention. ``index`` counts along the through-plane axis (default: the middle).
+        """
+        if orientation not in PLANES:
+            raise ValueError(f"orientation must be one of {tuple(PLANES)}, got {orientation!r}")
+        ax_x, ax_y, through = PLANES[orientation]
+        n = self.grid_shape[2 - through]
+        i = n // 2 if index is None else int(index)
+        if not 0 <= i < n:
+            raise ValueError(f"index of a {orientation} slice must lie in [0, {n - 1}], got {index}")
+        # dropping the through-plane axis of (z, y, x) leaves (image y, image x) in every orientation
+        plane = self.fractions.select(3 - through, i)
+        vs = self.voxel_size
+        return self.replace(fractions=plane[:, None], voxel_size=torch.stack([vs[ax_x], vs[ax_y], vs[through]]))
 
     def resample(self, shape, *, fov=None) -> TissueFractions:
         """Area-average to ``shape`` (``(ny, nx)`` keeps z, ``(nz, ny, nx)`` resamples all three).

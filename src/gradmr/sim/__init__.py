@@ -5,18 +5,26 @@ from __future__ import annotations
 import torch
 
 from ..phantom.core import VoxelPhantom
+from ..phantom.fractions import TissueFractions, phantom_from_fractions
 from ..sequence.core import Sequence
 
 METHODS = ("pdg", "bloch")
 
 
-def simulate(sequence: Sequence, phantom: VoxelPhantom, *, method: str = "pdg", progress: bool = False) -> torch.Tensor:
+def simulate(
+    sequence: Sequence, phantom: VoxelPhantom | TissueFractions, *, method: str = "pdg", progress: bool = False
+) -> torch.Tensor:
     """Simulate with the named method; returns the complex signal ``(samples, coils)`` in ADC order.
+
+    ``phantom`` may be tissue fractions: they become a multi-compartment phantom with the 3 T tissue library
+    (call :func:`~gradmr.phantom.fractions.phantom_from_fractions` yourself for another table or model).
 
     ``method="bloch"`` ignores diffusion (isochromats cannot represent it without a random walk).
     For the methods' own options call :func:`gradmr.sim.pdg.simulate_pdg` or
     :func:`gradmr.sim.bloch.simulate_bloch` directly.
     """
+    if isinstance(phantom, TissueFractions):
+        phantom = phantom_from_fractions(phantom)
     if method == "pdg":
         from .pdg import simulate_pdg
 
