@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ._checks import check_count, check_flip, check_fov, check_matrix, check_positive
 from .core import Repetition, Sequence
 
 #: Time given to the prewinder / phase encoding when no TE is asked for [s].
@@ -78,20 +79,11 @@ def flash(
     The samples of a readout sit at k_x = n/fov_x for n = −nx/2 … nx/2 − 1 (a sample is
     taken at the end of its event), so a centred inverse FFT reconstructs the image.
     """
-    nx, ny = (int(v) for v in matrix)
-    if nx < 1 or ny < 1:
-        raise ValueError(f"matrix must be positive, got {matrix}")
-    fov_x, fov_y = (float(v) for v in fov)
-    if not (0 < fov_x <= 1 and 0 < fov_y <= 1):
-        raise ValueError(f"fov is in m and must be in (0, 1], got {fov}")
-    if not 0 < flip_angle <= math.pi:
-        raise ValueError(
-            f"flip_angle must be in (0, π] rad, got {flip_angle:.4g}; use gradmr.units.deg_to_rad for degrees"
-        )
-    if dwell <= 0:
-        raise ValueError(f"dwell must be > 0 s, got {dwell}")
-    if dummy_scans < 0:
-        raise ValueError(f"dummy_scans must be ≥ 0, got {dummy_scans}")
+    nx, ny = check_matrix(matrix)
+    fov_x, fov_y = check_fov(fov)
+    check_flip("flip_angle", flip_angle)
+    check_positive("dwell", dwell)
+    check_count("dummy_scans", dummy_scans, minimum=0)
     t_to_center = (nx // 2 + 1) * dwell
     min_te = t_to_center + 1e-6
     if te is None:
