@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ import typer
 
 from .. import __version__
 from .phantom_cmd import phantom_app
+from .sequence_cmd import sequence_app
 
 app = typer.Typer(
     name="gradmr",
@@ -40,22 +40,87 @@ DEFAULT_MATRIX = 128
 DEFAULT_FOV_MM = 200.0
 
 
-def _build_flash(params: dict[str, Any]):
-    from ..sequence import flash
+#: Names of the sequence builders (:mod:`gradmr.sequence.library`), listed here so that --help needs no torch; a
+#: test keeps them equal to the library's.
+SEQUENCES = (
+    "flash",
+    "multi-echo-gre",
+    "bssfp",
+    "ir-flash",
+    "spin-echo",
+    "tse",
+    "ir-se",
+    "flair",
+    "dir",
+    "dwi",
+    "radial",
+    "epi",
+    "spiral",
+    "mrf-fisp",
+)
 
-    kwargs = {k: params[k] for k in ("matrix", "fov", "flip_angle", "tr", "te") if params.get(k) is not None}
-    return flash(**kwargs)
+#: Matrix of ``--sequence flash`` when --matrix is not given (other builders use their own default).
+CLI_MATRIX_DEFAULTS = {"flash": DEFAULT_MATRIX}
 
-
-#: Sequence builders for ``--sequence NAME``: name → (builder, one-line description). A builder takes a dict of
-#: SI parameters — ``matrix`` (nx, ny), ``fov`` (x, y) [m], ``flip_angle`` [rad], ``tr`` [s], ``te`` [s] — where
-#: ``None`` means the builder's own default, and returns a :class:`gradmr.sequence.Sequence`.
-SEQUENCES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
-    "flash": (_build_flash, "2D spoiled FLASH/GRE, Cartesian, RF spoiling 117°, shortest TE unless --te-ms"),
+#: Convenience options of ``simulate`` → builder parameter (SI converter).
+_CONVENIENCE = {
+    "--flip-deg": ("flip_angle", "deg_to_rad"),
+    "--tr-ms": ("tr", "ms_to_s"),
+    "--te-ms": ("te", "ms_to_s"),
 }
 
-#: Builder defaults reported by ``gradmr info`` and used for options left out.
-SEQUENCE_DEFAULTS = {"flip_deg": 10.0, "tr_ms": 10.0}
+
+def _builder_settings(name: str, settings: list[str] | None, *, matrix, fov_m, options: dict) -> dict[str, Any]:
+    """SI keyword arguments for builder ``name`` from KEY=VALUE settings and the convenience options."""
+    from .. import units
+    from ..sequence.library import parameters, parse_settings
+
+    params = parameters(name)
+    try:
+        kwargs = parse_settings(name, settings or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="KEY=VALUE") from e
+    for opt, value in options.items():
+        if value is None:
+            continue
+        pname, conv = _CONVENIENCE[opt]
+        if pname not in params:
+            raise typer.BadParameter(
+                f"{name} has no parameter {pname}; its parameters: {', '.join(params)}", param_hint=opt
+            )
+        kwargs.setdefault(pname, getattr(units, conv)(value))
+    n = matrix if matrix is not None else CLI_MATRIX_DEFAULTS.get(name)
+    if n is not None and "matrix" in params and "matrix" not in kwargs:
+        default = params["matrix"].default
+        kwargs["matrix"] = n if isinstance(default, int) else (n,) * (len(default) if default else 2)
+    elif matrix is not None and "matrix" not in params:
+        raise typer.BadParameter(f"{name} has no matrix", param_hint="--matrix")
+    if fov_m is not None and "fov" in params and "fov" not in kwargs:
+        default = params["fov"].default
+        kwargs["fov"] = fov_m if isinstance(default, float) else (fov_m,) * (len(default) if default else 2)
+    return kwargs
+
+
+def parse_settings_keys(settings: list[str] | None) -> list[str]:
+    """The parameter names of KEY=VALUE settings (as the library normalises them)."""
+    return [str(item).partition("=")[0].strip().replace("-", "_") for item in settings or []]
+
+
+def _grid_of(name: str, kwargs: dict) -> tuple[tuple[int, int], tuple[float, float]]:
+    """Phantom matrix (ny, nx) and FOV (x, y) [m] that match builder ``name`` called with ``kwargs``."""
+    from ..sequence.library import parameters
+
+    params = parameters(name)
+
+    def value(key, fallback):
+        v = kwargs.get(key, params[key].default if key in params else None)
+        return fallback if v is None else v
+
+    m = value("matrix", DEFAULT_MATRIX)
+    m = (m, m) if isinstance(m, int) else tuple(m)
+    f = value("fov", DEFAULT_FOV_MM * 1e-3)
+    f = (f, f) if isinstance(f, float | int) else tuple(f)
+    return (int(m[1]), int(m[0])), (float(f[0]), float(f[1]))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -251,6 +316,7 @@ def _version_callback(value: bool) -> None:
 
 
 app.add_typer(phantom_app, name="phantom")
+app.add_typer(sequence_app, name="sequence")
 
 
 @app.callback()
@@ -270,9 +336,11 @@ def info() -> None:
     typer.echo(f"gradmr {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     typer.echo("methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; bloch: isochromat reference)")
     typer.echo("sequences:")
-    for name, (_, desc) in SEQUENCES.items():
-        typer.echo(f"  {name:10s} {desc}")
-    typer.echo("  FILE.seq   any Pulseq file (--seq)")
+    from ..sequence.library import describe, sequence_names
+
+    for name in sequence_names():
+        typer.echo(f"  {name:14s} {describe(name)}")
+    typer.echo("  FILE.seq       any Pulseq file (--seq); parameters of the builders: gradmr sequence list")
     typer.echo("phantoms (gradmr phantom list / show / export):")
     from .phantom_cmd import list_phantoms
 
@@ -282,11 +350,20 @@ def info() -> None:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Output directory (created).", file_okay=False)],
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(help="Builder parameters KEY=VALUE for --sequence (SI, or with unit suffixes: 90ms, 15deg)."),
+    ] = None,
     seq: Annotated[
         Path | None, typer.Option("--seq", help="Pulseq .seq file to simulate.", exists=True, dir_okay=False)
     ] = None,
     sequence: Annotated[
-        str | None, typer.Option("--sequence", help="Built-in sequence builder: " + ", ".join(SEQUENCES) + ".")
+        str | None,
+        typer.Option(
+            "--sequence",
+            help="Built-in sequence builder: " + ", ".join(SEQUENCES) + "; its parameters follow as KEY=VALUE "
+            "arguments (gradmr sequence list).",
+        ),
     ] = None,
     phantom: Annotated[
         str,
@@ -312,10 +389,10 @@ def simulate(
         ),
     ] = None,
     flip_deg: Annotated[
-        float | None, typer.Option("--flip-deg", help=f"Flip angle [deg] [default {SEQUENCE_DEFAULTS['flip_deg']:g}].")
+        float | None, typer.Option("--flip-deg", help="Flip angle [deg] [default: the builder's].")
     ] = None,
     tr_ms: Annotated[
-        float | None, typer.Option("--tr-ms", help=f"Repetition time [ms] [default {SEQUENCE_DEFAULTS['tr_ms']:g}].")
+        float | None, typer.Option("--tr-ms", help="Repetition time [ms] [default: the builder's].")
     ] = None,
     te_ms: Annotated[float | None, typer.Option("--te-ms", help="Echo time [ms] [default: shortest].")] = None,
     field_strength: Annotated[
@@ -345,11 +422,16 @@ def simulate(
         raise typer.BadParameter(
             f"{method!r} is not a method; choose one of {', '.join(METHODS)}", param_hint="--method"
         )
-    if sequence is not None and sequence not in SEQUENCES:
-        raise typer.BadParameter(
-            f"unknown sequence {sequence!r}; available: {', '.join(SEQUENCES)} (or --seq FILE.seq)",
-            param_hint="--sequence",
-        )
+    if sequence is not None:
+        from ..sequence.library import sequence_names
+
+        if sequence not in sequence_names():
+            raise typer.BadParameter(
+                f"unknown sequence {sequence!r}; available: {', '.join(sequence_names())} (or --seq FILE.seq)",
+                param_hint="--sequence",
+            )
+    if seq is not None and settings:
+        raise typer.BadParameter("KEY=VALUE settings are for --sequence builders", param_hint="KEY=VALUE")
     if seq is not None:
         for name, value in (("--flip-deg", flip_deg), ("--tr-ms", tr_ms), ("--te-ms", te_ms)):
             if value is not None:
@@ -400,12 +482,16 @@ def simulate(
         slice_thickness = file_fov[2] if file_fov[2] > 0 else None
     else:
         assert sequence is not None
-        n = matrix if matrix is not None else None
-        ph_matrix = (n or DEFAULT_MATRIX,) * 2
-        f = fov_m if fov_m is not None else units.mm_to_m(DEFAULT_FOV_MM)
-        ph_fov = (f, f)
+        builder_params = _builder_settings(
+            sequence,
+            settings,
+            matrix=matrix,
+            fov_m=fov_m,
+            options={"--flip-deg": flip_deg, "--tr-ms": tr_ms, "--te-ms": te_ms},
+        )
+        ph_matrix, ph_fov = _grid_of(sequence, builder_params)
         slice_thickness = None
-        file_fov = None if fov_m is None else (fov_m, fov_m, 5e-3)
+        file_fov = None
 
     # ---- phantom
     ph, ph_info = _phantom_from_spec(
@@ -420,19 +506,23 @@ def simulate(
         field_strength = ph_info["field_strength_T"]
 
     if sequence is not None:
-        nz, ny, nx = ph.grid_shape
-        pfov = ph_fov if ph_info["source"] in PHANTOMS else _rounded(ph.fov.tolist())
-        builder_params = {
-            "matrix": (matrix, matrix) if matrix is not None else (nx, ny),
-            "fov": (fov_m, fov_m) if fov_m is not None else (pfov[0], pfov[1]),
-            "flip_angle": units.deg_to_rad(flip_deg if flip_deg is not None else SEQUENCE_DEFAULTS["flip_deg"]),
-            "tr": units.ms_to_s(tr_ms if tr_ms is not None else SEQUENCE_DEFAULTS["tr_ms"]),
-            "te": None if te_ms is None else units.ms_to_s(te_ms),
-        }
+        from ..sequence.library import build, parameters
+
+        assert builder_params is not None
+        if ph_info["source"] not in PHANTOMS and not str(ph_info["source"]).startswith("brainweb"):
+            # a file phantom sets the grid: the builder encodes its matrix and FOV unless told otherwise
+            params = parameters(sequence)
+            nz, ny, nx = ph.grid_shape
+            pfov = _rounded(ph.fov.tolist())
+            user = set(parse_settings_keys(settings))
+            if "matrix" in params and matrix is None and "matrix" not in user:
+                builder_params["matrix"] = nx if isinstance(params["matrix"].default, int) else (nx, ny)
+            if "fov" in params and fov_m is None and "fov" not in user:
+                builder_params["fov"] = pfov[0] if isinstance(params["fov"].default, float) else (pfov[0], pfov[1])
         try:
-            sequence_obj = SEQUENCES[sequence][0](builder_params)
-        except ValueError as e:
-            raise typer.BadParameter(f"{sequence}: {e}") from e
+            sequence_obj = build(sequence, **builder_params)
+        except (ValueError, TypeError) as e:
+            raise typer.BadParameter(f"{sequence}: {e}", param_hint="KEY=VALUE") from e
         seq_info = {"source": sequence, "builder_params_si": _jsonable(builder_params)}
     seq_info.update(
         reps=len(sequence_obj), samples=sequence_obj.sample_count, duration_s=float(sequence_obj.duration())
