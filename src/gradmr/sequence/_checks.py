@@ -49,7 +49,7 @@ def check_fov(fov, ndim: int = 2) -> tuple[float, ...]:
 
 def ms(seconds: float) -> str:
     """``seconds`` as a short ms string for messages."""
-    return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e3:.4g} ms"
 
 
 def check_fits(name: str, value: float, minimum: float, why: str) -> None:

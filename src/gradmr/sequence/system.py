@@ -83,7 +83,20 @@ def min_moment_time(moment: float, system: SystemLimits = DEFAULT_SYSTEM) -> flo
     m = abs(float(moment))
     if m == 0:
         return 0.0
-    g, s = system.max_grad_hz, system.max_slew_hz
+    g, s, dt = system.max_grad_hz, system.max_slew_hz, system.grad_raster_time
     triangle_peak = math.sqrt(m * s)
     t = 2 * math.sqrt(m / s) if triangle_peak <= g else m / g + g / s
-    return math.ceil(t / system.grad_raster_time - 1e-9) * system.grad_raster_time
+    # on the raster the ramps are whole raster steps too: lengthen until a rastered lobe reaches the moment
+    n = max(2, math.ceil(t / dt - 1e-9))
+    while _max_area(n, dt, g, s) < m * (1 - 1e-12):
+        n += 1
+    return n * dt
+
+
+def _max_area(n: int, dt: float, g: float, s: float) -> float:
+    """Largest area [1/m] of a lobe of ``n`` raster steps with both ramps of whole steps (symmetric trapezoid)."""
+    best = 0.0
+    for r in range(1, n // 2 + 1):
+        amplitude = min(g, s * r * dt)
+        best = max(best, amplitude * (n - r) * dt)
+    return best
