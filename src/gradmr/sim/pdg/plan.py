@@ -22,15 +22,24 @@ child       from                                         (k, τ)
 States are never merged: every state's k and τ is an exact function of the sequence, so
 gradients with respect to gradient moments and event times stay exact.
 
-The pre-pass runs this graph for a handful of representative tissues of the phantom,
-tracking only magnitudes. Every child's magnitude is at most its parent's, so a state's
-*latent signal* — the largest signal it or any descendant emits — bounds what dropping it
-costs. The main pass then simulates only states with latent signal ≥ ``min_latent`` and
-computes the signal only of states that emit ≥ ``min_emitted`` in a repetition.
+The pre-pass runs this graph for a handful of representative tissues of the phantom. It
+tracks each state twice: its exact complex amplitude (RF phases included; B0, T2′ and the
+voxel position give all paths merged into one state the same phase, so they cannot change its
+size), and an upper bound of what the paths merged into it can contribute — the sum of their
+bounds, capped at 1, the largest a Fourier coefficient of magnetisation can be. Candidates
+smaller than ``min_magnitude`` are dropped (a path costs at most its own size); when more than
+``max_states`` remain, the largest by exact size are kept. A state's *latent signal* — the
+largest bound it or any descendant emits with — bounds what dropping it costs; the main pass
+simulates only states with latent signal ≥ ``min_latent`` and computes the signal only of
+states that emit ≥ ``min_emitted`` in a repetition. (Bounds alone, uncapped, once also ranked
+the states for the cap: over long trains of long-T2 tissue they grew without limit and the cap
+then dropped the freshly excited states — an MRF train of CSF lost its signal after ≈ 400
+repetitions.)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,11 +92,20 @@ class PdgPlan:
 class _States:
     k: np.ndarray  # (n, 3)
     tau: np.ndarray  # (n,)
-    mag: np.ndarray  # (n, K)
+    amp: np.ndarray  # (n, K) complex: the state's value for each representative tissue
+    bound: np.ndarray  # (n, K): upper bound of what the paths merged into the state can contribute (≤ 1)
 
     @staticmethod
     def empty(n_tissues: int) -> _States:
-        return _States(np.zeros((0, 3)), np.zeros(0), np.zeros((0, n_tissues)))
+        return _States(np.zeros((0, 3)), np.zeros(0), np.zeros((0, n_tissues), dtype=complex), np.zeros((0, n_tissues)))
+
+    def size(self) -> np.ndarray:
+        """Largest |amplitude| over the representative tissues, ``(n,)``."""
+        return np.abs(self.amp).max(1) if len(self) else np.zeros(0)
+
+    def reach(self) -> np.ndarray:
+        """Largest bound over the representative tissues, ``(n,)``."""
+        return self.bound.max(1) if len(self) else np.zeros(0)
 
     def __len__(self) -> int:
         return self.tau.shape[0]
@@ -113,15 +131,17 @@ class _Candidates:
     src: dict  # kind -> parent indices
     k: np.ndarray
     tau: np.ndarray
-    mag: np.ndarray
+    amp: np.ndarray  # (n, K) complex
+    bound: np.ndarray  # (n, K) real
 
 
-def _merge(c: _Candidates, merge: bool, k_quantum: float):
-    """Group candidates with equal (k, τ). Returns (dest, first, slot magnitudes)."""
+def _merge(c: _Candidates, merge: bool, k_quantum: float, tau_quantum: float):
+    """Group candidates with equal (k, τ). Returns (dest, first, summed amplitudes of the groups)."""
     n = c.tau.shape[0]
     if not merge or n == 0:
-        return np.arange(n), np.arange(n), c.mag
-    keys = np.concatenate([np.round(c.k / k_quantum), np.round(c.tau / _TAU_QUANTUM)[:, None]], axis=1)
+        return np.arange(n), np.arange(n), c.amp, np.minimum(c.bound, 1.0)
+    tau_key = np.zeros_like(c.tau) if math.isinf(tau_quantum) else np.round(c.tau / tau_quantum)
+    keys = np.concatenate([np.round(c.k / k_quantum), tau_key[:, None]], axis=1)
     keys = keys.astype(np.int64)
     order = np.lexsort(keys.T[::-1])
     sorted_keys = keys[order]
@@ -131,29 +151,13 @@ def _merge(c: _Candidates, merge: bool, k_quantum: float):
     dest = np.empty(n, dtype=np.int64)
     dest[order] = group_of_sorted
     first = order[new_group]  # lexsort is stable: the first candidate of each group
-    mag = np.zeros((first.shape[0], c.mag.shape[1]))
-    # Summed bounds of merged paths grow with every pulse where coherences do not decay (long T2): after
-    # ≈ 2000 repetitions they may pass the float range and saturate at inf. A saturated state is never pruned by
-    # a threshold; only the max_states cap then chooses among saturated states, in (k, τ) order. Checked against
-    # the unpruned graph on 2500 repetitions of an RF-spoiled FLASH of CSF: equal to 2e-6.
-    with np.errstate(over="ignore", invalid="ignore"):
-        np.add.at(mag, dest, c.mag)
-    return dest, first, mag
-
-
-def _select(c: _Candidates, dest: np.ndarray, keep_slot: np.ndarray):
-    """Drop candidates whose slot is dropped; renumber slots. Returns (src, dest, first)."""
-    new_index = np.cumsum(keep_slot) - 1
-    keep_cand = keep_slot[dest]
-    src, pos = {}, 0
-    for kind, idx in c.src.items():
-        src[kind] = idx[keep_cand[pos : pos + len(idx)]]
-        pos += len(idx)
-    new_dest = new_index[dest[keep_cand]]
-    first = np.zeros(int(keep_slot.sum()), dtype=np.int64)
-    rev = np.arange(new_dest.shape[0])[::-1]
-    first[new_dest[rev]] = rev  # the last write wins: the first candidate of each slot
-    return src, new_dest, first
+    amp = np.zeros((first.shape[0], c.amp.shape[1]), dtype=complex)
+    np.add.at(amp, dest, c.amp)
+    bound = np.zeros((first.shape[0], c.amp.shape[1]))
+    np.add.at(bound, dest, c.bound)
+    # the sum of the merged paths' bounds, but never above 1: a state is a Fourier coefficient of magnetisation
+    # of length ≤ 1 (summed bounds alone grow without limit over long trains of long-T2 tissue)
+    return dest, first, amp, np.minimum(bound, 1.0)
 
 
 def representative_tissues(
@@ -193,6 +197,7 @@ def make_plan(
     min_emitted: float,
     min_latent: float,
     merge: bool,
+    tau_quantum: float | None = None,
 ) -> PdgPlan:
     """Run the graph on the representative ``tissues`` and prune it (see the module docstring)."""
     t1, t2, t2d, dif, b1 = (np.asarray(tissues[n], dtype=np.float64) for n in ("t1", "t2", "t2dash", "d", "b1"))
@@ -201,45 +206,69 @@ def make_plan(
     vsize = torch.as_tensor(np.asarray(voxel_size, dtype=np.float64))
     two_pi_sq = (2 * np.pi) ** 2
     k_quantum = _K_CYCLES_PER_FOV / fov
+    tau_quantum = _TAU_QUANTUM if tau_quantum is None else float(tau_quantum)
 
     P = _States.empty(n_t)
     Z = _States.empty(n_t)
     z0 = np.ones(n_t)
     raw = []
     max_seen = 0
+    cap_dropped = 0.0  # largest state the max_states cap dropped
     for rep in sequence:
         alpha = float(rep.pulse_angle.detach())
+        phi = float(rep.pulse_phase.detach())
         ab = b1 * alpha
         c2, s2 = np.cos(ab / 2) ** 2, np.sin(ab / 2) ** 2
-        sa, ca = np.abs(np.sin(ab)), np.abs(np.cos(ab))
+        sn, cs = np.sin(ab), np.cos(ab)
+        e1, e2 = np.exp(1j * phi), np.exp(2j * phi)
+        m_i = -1j * e1
         ar_p, ar_z = np.arange(len(P)), np.arange(len(Z))
         zero = np.zeros(1, dtype=np.int64)
+
         cp = _Candidates(
             src={"p": ar_p, "p_conj": ar_p, "z0": zero, "z": ar_z, "z_conj": ar_z},
             k=np.concatenate([P.k, -P.k, np.zeros((1, 3)), Z.k, -Z.k]),
             tau=np.concatenate([P.tau, -P.tau, np.zeros(1), Z.tau, -Z.tau]),
-            mag=np.concatenate([P.mag * c2, P.mag * s2, (z0 * sa)[None], Z.mag * (sa / 2), Z.mag * (sa / 2)]),
+            amp=np.concatenate(
+                [
+                    P.amp * c2,
+                    P.amp.conj() * (e2 * s2),
+                    (z0 * m_i * sn)[None],
+                    Z.amp * (m_i * sn / 2),
+                    Z.amp.conj() * (m_i * sn / 2),
+                ]
+            ),
+            bound=np.concatenate(
+                [
+                    P.bound * c2,
+                    P.bound * s2,
+                    (np.abs(z0 * sn))[None],
+                    Z.bound * np.abs(sn / 2),
+                    Z.bound * np.abs(sn / 2),
+                ]
+            ),
         )
         cz = _Candidates(
             src={"z": ar_z, "p": ar_p},
             k=np.concatenate([Z.k, P.k]),
             tau=np.concatenate([Z.tau, P.tau]),
-            mag=np.concatenate([Z.mag * ca, P.mag * sa]),
+            amp=np.concatenate([Z.amp * cs, P.amp * (-1j * np.conj(e1) * sn)]),
+            bound=np.concatenate([Z.bound * np.abs(cs), P.bound * np.abs(sn)]),
         )
-        z0 = z0 * ca
+        z0 = z0 * cs
         # drop negligible candidates, merge equal (k, τ), then cap the number of states
-        p_src, p_dest, p_first, P = _children(cp, min_magnitude, merge, k_quantum)
-        z_src, z_dest, z_first, Z = _children(cz, min_magnitude, merge, k_quantum)
+        p_src, p_dest, p_first, P = _children(cp, min_magnitude, merge, k_quantum, tau_quantum)
+        z_src, z_dest, z_first, Z = _children(cz, min_magnitude, merge, k_quantum, tau_quantum)
         if len(P) + len(Z) > max_states:
-            mags = np.concatenate([P.mag.max(1), Z.mag.max(1)])
-            cut = np.sort(mags)[::-1][max_states - 1]
-            keep = mags >= cut
-            keep[np.flatnonzero(keep)[max_states:]] = False
+            sizes = np.concatenate([P.size(), Z.size()])
+            keep = np.zeros(sizes.shape[0], dtype=bool)
+            keep[np.argsort(-sizes, kind="stable")[:max_states]] = True
+            cap_dropped = max(cap_dropped, float(sizes[~keep].max()))
             kp, kz = keep[: len(P)], keep[len(P) :]
-            p_src, p_dest, p_first = _select(_Candidates(p_src, None, None, None), p_dest, kp)
-            z_src, z_dest, z_first = _select(_Candidates(z_src, None, None, None), z_dest, kz)
-            P = _States(P.k[kp], P.tau[kp], P.mag[kp])
-            Z = _States(Z.k[kz], Z.tau[kz], Z.mag[kz])
+            p_src, p_dest, p_first = _select_edges(p_src, p_dest, kp, {})
+            z_src, z_dest, z_first = _select_edges(z_src, z_dest, kz, {})
+            P = _States(P.k[kp], P.tau[kp], P.amp[kp], P.bound[kp])
+            Z = _States(Z.k[kz], Z.tau[kz], Z.amp[kz], Z.bound[kz])
         max_seen = max(max_seen, len(P) + len(Z))
         k_after_pulse, tau_after_pulse = P.k, P.tau  # the evolution below makes new arrays
 
@@ -252,53 +281,65 @@ def make_plan(
         p_lin = (dt[:, None] * (k_prev + g / 2)).sum(0)
         q_lin = (dt * ((k_prev**2).sum(1) + (k_prev * g).sum(1) + (g**2).sum(1) / 3)).sum()
 
-        emitted = np.zeros(len(P))
+        size, z_size = P.reach(), Z.reach()  # right after the pulse
+        factor = np.zeros(len(P))
         adc = rep.adc_usage.cpu().numpy()
         if adc.any() and len(P):
-            emitted = _emission(P, cum_t[adc], cum_g[adc], t2_env, t2d_env, vsize, voxel_shape, min_emitted)
+            factor = _emission(P, size, cum_t[adc], cum_g[adc], t2_env, t2d_env, vsize, voxel_shape, min_emitted)
 
         beta = two_pi_sq * ((P.k**2).sum(1) * total_t + 2 * P.k @ p_lin + q_lin)
-        P.mag = P.mag * np.exp(-total_t / t2)[None] * np.exp(-np.outer(beta, dif))
+        relax = np.exp(-total_t / t2)[None] * np.exp(-np.outer(beta, dif))
+        P.amp, P.bound = P.amp * relax, P.bound * relax
         if dt.size:
             P.k = P.k + cum_g[-1]
         P.tau = P.tau + total_t
         beta_z = two_pi_sq * (Z.k**2).sum(1) * total_t
-        Z.mag = Z.mag * np.exp(-total_t / t1)[None] * np.exp(-np.outer(beta_z, dif))
-        e1 = np.exp(-total_t / t1)
-        z0 = z0 * e1 + (1 - e1)
+        relax = np.exp(-total_t / t1)[None] * np.exp(-np.outer(beta_z, dif))
+        Z.amp, Z.bound = Z.amp * relax, Z.bound * relax
+        e1_t = np.exp(-total_t / t1)
+        z0 = z0 * e1_t + (1 - e1_t)
         raw.append(
             dict(
                 p_src=p_src,
                 p_dest=p_dest,
                 z_src=z_src,
                 z_dest=z_dest,
-                emitted=emitted,
+                size=size,
+                z_size=z_size,
+                factor=factor,
                 nz=len(Z),
                 k=k_after_pulse,
                 tau=tau_after_pulse,
             )
         )
 
-    return _prune_latent(raw, min_latent=min_latent, min_emitted=min_emitted, max_seen=max_seen, merge=merge)
+    plan = _prune_latent(raw, min_latent=min_latent, min_emitted=min_emitted, max_seen=max_seen, merge=merge)
+    plan.stats["cap_dropped_max"] = cap_dropped
+    return plan
 
 
-def _children(c: _Candidates, min_magnitude: float, merge: bool, k_quantum: float):
-    """Magnitude pruning and merging of one kind of children. Returns (src, dest, first, states)."""
-    keep = c.mag.max(1) >= min_magnitude
+def _children(c: _Candidates, min_magnitude: float, merge: bool, k_quantum: float, tau_quantum: float):
+    """Drop candidates smaller than ``min_magnitude`` (what dropping one costs is its own size), merge equal (k, τ).
+
+    Returns (src, dest, first, states).
+    """
+    keep = np.abs(c.amp).max(1) >= min_magnitude if len(c.amp) else np.zeros(0, dtype=bool)
     src, pos = {}, 0
     for kind, idx in c.src.items():
         src[kind] = idx[keep[pos : pos + len(idx)]]
         pos += len(idx)
-    kept = _Candidates(src, c.k[keep], c.tau[keep], c.mag[keep])
-    dest, first, mag = _merge(kept, merge, k_quantum)
-    return src, dest, first, _States(kept.k[first], kept.tau[first], mag)
+    kept = _Candidates(src, c.k[keep], c.tau[keep], c.amp[keep], c.bound[keep])
+    dest, first, amp, bound = _merge(kept, merge, k_quantum, tau_quantum)
+    return src, dest, first, _States(kept.k[first], kept.tau[first], amp, bound)
 
 
-def _emission(P, t_adc, k_adc, t2_env, t2d_env, vsize, voxel_shape, min_emitted) -> np.ndarray:
-    """Upper bound of each + state's largest emitted sample in this repetition."""
-    mag = P.mag.max(1)
+def _emission(P, size, t_adc, k_adc, t2_env, t2d_env, vsize, voxel_shape, min_emitted) -> np.ndarray:
+    """Emission factor (≤ 1) of each + state in this repetition: its largest sample is at most size × factor.
+
+    Zero for states smaller than ``min_emitted``.
+    """
     emitted = np.zeros(len(P))
-    cand = np.flatnonzero(mag >= min_emitted)
+    cand = np.flatnonzero(size >= min_emitted)
     if cand.size == 0:
         return emitted
     if voxel_shape == "sinc":
@@ -314,39 +355,78 @@ def _emission(P, t_adc, k_adc, t2_env, t2d_env, vsize, voxel_shape, min_emitted)
     shape = voxel_dephasing(kk, vsize, voxel_shape).abs().numpy()
     tau = P.tau[cand][:, None] + t_adc[None]
     env = np.exp(-t_adc[None] / t2_env - np.abs(tau) / t2d_env)
-    emitted[cand] = mag[cand] * (shape * env).max(1)
+    emitted[cand] = (shape * env).max(1)
     return emitted
+
+
+def _edge_mask(src: dict, parents: dict) -> np.ndarray:
+    """Which candidates come from a kept parent (``z0`` always does), in the concatenated order of ``src``."""
+    return (
+        np.concatenate(
+            [parents[kind][idx] if kind in parents else np.ones(len(idx), dtype=bool) for kind, idx in src.items()]
+        )
+        if src
+        else np.zeros(0, dtype=bool)
+    )
+
+
+def _with_parents(keep_slot: np.ndarray, src: dict, dest: np.ndarray, parents: dict) -> np.ndarray:
+    """``keep_slot`` restricted to slots that receive at least one candidate from a kept parent."""
+    fed = np.zeros(keep_slot.shape[0], dtype=bool)
+    fed[dest[_edge_mask(src, parents)]] = True
+    return keep_slot & fed
+
+
+def _select_edges(src: dict, dest: np.ndarray, keep_slot: np.ndarray, parents: dict):
+    """Keep candidates that come from a kept parent and go to a kept slot; renumber. Returns (src, dest, first)."""
+    keep_cand = keep_slot[dest] & _edge_mask(src, parents)
+    new_index = np.cumsum(keep_slot) - 1
+    out, pos = {}, 0
+    for kind, idx in src.items():
+        out[kind] = idx[keep_cand[pos : pos + len(idx)]]
+        pos += len(idx)
+    new_dest = new_index[dest[keep_cand]]
+    first = np.zeros(int(keep_slot.sum()), dtype=np.int64)
+    rev = np.arange(new_dest.shape[0])[::-1]
+    first[new_dest[rev]] = rev  # the last write wins: the first kept candidate of each slot
+    return out, new_dest, first
 
 
 def _prune_latent(raw, *, min_latent: float, min_emitted: float, max_seen: int, merge: bool) -> PdgPlan:
     n_reps = len(raw)
     # latent signal of every state, propagated from the last repetition backwards
-    lat_p = [r["emitted"].copy() for r in raw]
+    lat_p = [r["size"] * r["factor"] for r in raw]
     lat_z = [np.zeros(r["nz"]) for r in raw]
     for r in range(n_reps - 1, 0, -1):
-        cand_p = lat_p[r][raw[r]["p_dest"]]
-        cand_z = lat_z[r][raw[r]["z_dest"]]
+        via_p = lat_p[r][raw[r]["p_dest"]]
+        via_z = lat_z[r][raw[r]["z_dest"]]
         pos = 0
         for kind, idx in raw[r]["p_src"].items():
-            child = cand_p[pos : pos + len(idx)]
+            child = via_p[pos : pos + len(idx)]
             pos += len(idx)
             if kind != "z0":
                 np.maximum.at(lat_p[r - 1] if kind.startswith("p") else lat_z[r - 1], idx, child)
         pos = 0
         for kind, idx in raw[r]["z_src"].items():
-            child = cand_z[pos : pos + len(idx)]
+            child = via_z[pos : pos + len(idx)]
             pos += len(idx)
             np.maximum.at(lat_z[r - 1] if kind == "z" else lat_p[r - 1], idx, child)
 
     reps: list[RepPlan] = []
     prev_p = np.zeros(0, dtype=np.int64)
     prev_z = np.zeros(0, dtype=np.int64)
+    kept_p = np.zeros(0, dtype=bool)  # which states of the previous repetition were kept
+    kept_z = np.zeros(0, dtype=bool)
     total_p = total_z = total_emit = 0
     for r in range(n_reps):
-        keep_p = lat_p[r] >= min_latent
-        keep_z = lat_z[r] >= min_latent
-        p_src, p_dest, p_first = _select(_Candidates(raw[r]["p_src"], None, None, None), raw[r]["p_dest"], keep_p)
-        z_src, z_dest, z_first = _select(_Candidates(raw[r]["z_src"], None, None, None), raw[r]["z_dest"], keep_z)
+        # a kept state takes the contributions of its kept parents only (a dropped parent's share is what its
+        # latent signal bounds); a state left without any parent is dropped as well
+        parents = {"p": kept_p, "p_conj": kept_p, "z": kept_z, "z_conj": kept_z}
+        keep_p = _with_parents(lat_p[r] >= min_latent, raw[r]["p_src"], raw[r]["p_dest"], parents)
+        keep_z = _with_parents(lat_z[r] >= min_latent, raw[r]["z_src"], raw[r]["z_dest"], {"z": kept_z, "p": kept_p})
+        p_src, p_dest, p_first = _select_edges(raw[r]["p_src"], raw[r]["p_dest"], keep_p, parents)
+        z_src, z_dest, z_first = _select_edges(raw[r]["z_src"], raw[r]["z_dest"], keep_z, {"z": kept_z, "p": kept_p})
+        kept_p, kept_z = keep_p, keep_z
         for kind in p_src:
             if kind != "z0":
                 p_src[kind] = (prev_p if kind.startswith("p") else prev_z)[p_src[kind]]
@@ -354,7 +434,7 @@ def _prune_latent(raw, *, min_latent: float, min_emitted: float, max_seen: int, 
             z_src[kind] = (prev_z if kind == "z" else prev_p)[z_src[kind]]
         map_p = np.cumsum(keep_p) - 1
         map_z = np.cumsum(keep_z) - 1
-        emit_orig = np.flatnonzero((raw[r]["emitted"] >= min_emitted) & keep_p)
+        emit_orig = np.flatnonzero((raw[r]["size"] * raw[r]["factor"] >= min_emitted) & keep_p)
         emit = map_p[emit_orig]
         reps.append(
             RepPlan(

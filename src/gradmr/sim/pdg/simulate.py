@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -67,6 +68,7 @@ def simulate_pdg(
     min_emitted: float = 1e-4,
     min_latent: float = 1e-4,
     merge_states: bool | None = None,
+    tau_resolution: float | None = None,
     checkpoint_every: int | None = None,
     progress: bool = False,
     return_plan: bool = False,
@@ -95,6 +97,12 @@ def simulate_pdg(
         respect to gradient moments and event times (paths that meet at one k may depend on
         different moments), so ``None`` (the default) merges unless an event time or gradient
         moment of the sequence requires grad.
+    tau_resolution : float, optional
+        Merged states must also agree in dephasing time τ to this resolution [s]. τ carries the
+        effect of B0 and T2′; ``None`` is 1e-7 s (exact for B0 up to kHz). ``math.inf`` merges by k
+        alone, as an extended phase graph does: exact when B0 = 0 and T2′ = ∞ everywhere, and what
+        keeps the graph small when the TR varies (MR fingerprinting), where paths that meet at one k
+        arrive with different τ.
     checkpoint_every : int, optional
         Recompute the forward pass in chunks of this many repetitions during backward
         instead of keeping every intermediate (``torch.utils.checkpoint``): memory grows with
@@ -122,6 +130,8 @@ def simulate_pdg(
     for name, value in (("min_magnitude", min_magnitude), ("min_emitted", min_emitted), ("min_latent", min_latent)):
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if tau_resolution is not None and not tau_resolution > 0:
+        raise ValueError(f"tau_resolution must be > 0 s (math.inf merges by k alone), got {tau_resolution}")
     sequence.validate()
     phantom.validate()
     if merge_states is None:
@@ -139,7 +149,17 @@ def simulate_pdg(
         min_emitted=min_emitted,
         min_latent=min_latent,
         merge=merge_states,
+        tau_quantum=tau_resolution,
     )
+    if plan.stats["cap_dropped_max"] > min_latent:
+        warnings.warn(
+            f"PDG: the graph reached max_states = {max_states} and dropped states of size up to "
+            f"{plan.stats['cap_dropped_max']:.2g} (above min_latent = {min_latent:g}), so the signal may be "
+            "inaccurate; raise max_states, or, for a varying TR without B0 and T2', merge states by k alone "
+            "(tau_resolution=math.inf)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if checkpoint_every is None:
         needs_grad = torch.is_grad_enabled() and (
             any(getattr(phantom, f).requires_grad for f in ("pd", "t1", "t2", "t2dash", "d", "b0", "b1"))
