@@ -251,6 +251,35 @@ def _phantom_from_spec(
     return ph.replace(voxel_size=torch.tensor(vs, dtype=ph.voxel_size.dtype)), info
 
 
+def _echo_groups(name: str | None, sequence):
+    """Echo number of every sample for builders with several echoes per line (multi-echo GRE), else ``None``."""
+    if name is None:
+        return None
+    import importlib
+
+    from ..sequence.library import builder
+
+    module = importlib.import_module(builder(name).__module__)
+    if not hasattr(module, "echo_index"):
+        return None
+    index = module.echo_index(sequence)
+    return index if int(index.max()) > 0 else None
+
+
+def _save_trace(signal, path: Path, *, title: str) -> None:
+    """|signal| against sample number (a fingerprint), one line per coil."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(signal.abs().numpy())
+    ax.set_xlabel("sample")
+    ax.set_ylabel("|signal|")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _reconstruct(signal, kspace, phantom):
     """Image on the phantom grid: FFT when the samples lie on its k-grid (up to one uniform sub-step shift,
     undone by a linear phase), else CG on the encoding operator. Returns ``(image (z, y, x), info)``."""
@@ -559,22 +588,39 @@ def simulate(
     # ---- reconstruct
     t0 = time.perf_counter()
     kspace = sequence_obj.kspace().detach()
-    image, recon_info = _reconstruct(signal, kspace, ph)
-    image = image.detach().to(torch.complex64)
+    echoes = _echo_groups(sequence, sequence_obj)
+    if bool((kspace.abs() < 1e-9).all()):
+        # no spatial encoding (e.g. an MR fingerprint of the whole slice): the signal is the result
+        image = signal.detach().to(torch.complex64).T[:, None, None, :]  # (coils, 1, 1, samples) for the files
+        recon_info = {"method": "none", "note": "no spatial encoding: every sample is at k = 0; see signal.npy"}
+    elif echoes is not None:
+        images, recon_info = [], {}
+        for e in range(int(echoes.max()) + 1):
+            img, recon_info = _reconstruct(signal[echoes == e], kspace[echoes == e], ph)
+            images.append(img.detach())
+        image = torch.stack(images).to(torch.complex64)  # (echoes, z, y, x)
+        recon_info = {**recon_info, "echoes": len(images), "note": "one image per echo, image.npy (echoes, z, y, x)"}
+    else:
+        image, recon_info = _reconstruct(signal, kspace, ph)
+        image = image.detach().to(torch.complex64)
     t_recon = time.perf_counter() - t0
 
     # ---- write
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "signal.npy", signal.numpy())
-    np.save(out / "image.npy", image.numpy())
-    vs = ph.voxel_size.detach().double().tolist()
-    if image.shape[0] != ph.grid_shape[0]:
-        vs[2] = vs[2] * ph.grid_shape[0]
-    save_nifti(image.abs(), vs, out / "image.nii.gz")
-    save_png(
-        image[image.shape[0] // 2].abs(), out / "image.png", title=f"{Path(str(seq_info['source'])).name} · {method}"
-    )
-    outputs = ["signal.npy", "image.npy", "image.nii.gz", "image.png", "run.json"]
+    title = f"{Path(str(seq_info['source'])).name} · {method}"
+    if recon_info["method"] == "none":
+        _save_trace(signal, out / "signal.png", title=title)
+        outputs = ["signal.npy", "signal.png", "run.json"]
+    else:
+        np.save(out / "image.npy", image.numpy())
+        first = image[0] if echoes is not None else image  # (z, y, x): the first echo
+        vs = ph.voxel_size.detach().double().tolist()
+        if first.shape[0] != ph.grid_shape[0]:
+            vs[2] = vs[2] * ph.grid_shape[0]
+        save_nifti(first.abs(), vs, out / "image.nii.gz")
+        save_png(first[first.shape[0] // 2].abs(), out / "image.png", title=title)
+        outputs = ["signal.npy", "image.npy", "image.nii.gz", "image.png", "run.json"]
     if mrd is not None:
         mrd.parent.mkdir(parents=True, exist_ok=True)
         recon_fov = ph.fov.detach().double().tolist()
@@ -583,7 +629,7 @@ def simulate(
             signal,
             kspace,
             fov=recon_fov,
-            matrix=tuple(image.shape),
+            matrix=tuple(image.shape[-3:]),
             sample_times=sequence_obj.sample_times(),
             field_strength=field_strength,
         )
@@ -620,7 +666,11 @@ def simulate(
             "fov_m": _rounded(ph.fov.tolist()),
         },
         "signal": {"shape": list(signal.shape), "dtype": "complex64"},
-        "reconstruction": {**recon_info, "image_shape": list(image.shape), "image_axes": "(z, y, x)"},
+        "reconstruction": {
+            **recon_info,
+            "image_shape": list(image.shape),
+            "image_axes": "(echoes, z, y, x)" if echoes is not None else "(z, y, x)",
+        },
         "timings_s": {
             "setup": t_setup,
             "simulation": t_sim,
