@@ -8,6 +8,7 @@ inside the commands so that ``gradmr --help`` stays fast.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,10 @@ SEQUENCES = (
     "spiral",
     "mrf-fisp",
 )
+
+#: Builders whose TR varies: the PDG merges their states by k alone (``tau_resolution=inf``), as an EPG does;
+#: keeping dephasing times apart makes the graph grow combinatorially (see ``simulate_pdg``).
+MERGE_BY_K = ("mrf-fisp",)
 
 #: Matrix of ``--sequence flash`` when --matrix is not given (other builders use their own default).
 CLI_MATRIX_DEFAULTS = {"flash": DEFAULT_MATRIX}
@@ -288,7 +293,7 @@ def _reconstruct(signal, kspace, phantom):
 
     import torch
 
-    from ..recon import GRID_TOLERANCE, EncodingOperator, cg_reconstruct, combine_coils, reconstruct_cartesian
+    from ..recon import GRID_TOLERANCE, combine_coils, reconstruct_cartesian
 
     nz, ny, nx = phantom.grid_shape
     fov = phantom.fov.detach().double()
@@ -329,12 +334,20 @@ def _reconstruct(signal, kspace, phantom):
         else:
             how = "Cartesian FFT"
         return image, {"method": "fft-shift" if any(shift) else "fft", "kspace_shift_steps": list(shift), "note": how}
-    _say("k-space is not on the phantom's Cartesian grid: reconstructing with CG on the encoding operator (slow)")
-    op = EncodingOperator(
-        k.to(torch.float32), positions.to(torch.float32), sens.reshape(sens.shape[0], -1).to(torch.complex64)
+    from ..recon.noncartesian import reconstruct_noncartesian
+
+    _say("k-space is not on the phantom's Cartesian grid: reconstructing with CG on the exact encoding operator")
+    iterations = 30
+    image = reconstruct_noncartesian(
+        signal.to(torch.complex128),
+        k,
+        fov=fov.tolist(),
+        matrix=matrix,
+        coil_sens=sens.to(torch.complex128),
+        iterations=iterations,
     )
-    image = cg_reconstruct(signal.to(torch.complex64), op, iterations=20).reshape(matrix)
-    return image, {"method": "cg", "iterations": 20, "note": "off-grid trajectory: CG on the encoding operator"}
+    note = "off-grid trajectory: density-weighted CG on the exact encoding operator (gradmr.recon.noncartesian)"
+    return image.to(torch.complex64), {"method": "cg", "iterations": iterations, "note": note}
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -573,7 +586,15 @@ def simulate(
         if method == "pdg":
             from ..sim.pdg import simulate_pdg
 
-            signal, plan = simulate_pdg(sequence_obj, ph, progress=True, return_plan=True)
+            tau = None
+            if sequence in MERGE_BY_K:
+                tau = math.inf
+                notes.append(
+                    f"{sequence}: PDG states merged by dephasing k alone, as an extended phase graph (its TR varies; "
+                    "B0 and T2' are not modelled between pulses)"
+                )
+                _say(notes[-1])
+            signal, plan = simulate_pdg(sequence_obj, ph, progress=True, return_plan=True, tau_resolution=tau)
             plan_stats = _jsonable(plan.stats)
         else:
             from ..sim.bloch import simulate_bloch

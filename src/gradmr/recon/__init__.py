@@ -11,15 +11,19 @@ from .fft import (
     kspace_indices,
     reconstruct_cartesian,
 )
+from .noncartesian import GridEncodingOperator, density_weights, reconstruct_noncartesian
 
 __all__ = [
     "GRID_TOLERANCE",
     "EncodingOperator",
+    "GridEncodingOperator",
     "centred_fft",
     "centred_ifft",
     "cg_reconstruct",
     "combine_coils",
+    "density_weights",
     "grid_cartesian",
     "kspace_indices",
     "reconstruct_cartesian",
+    "reconstruct_noncartesian",
 ]
