@@ -134,7 +134,8 @@ def export(
     if fov is not None:
         extra["fov"] = tuple(fov) if isinstance(fov, tuple | list) else (fov, fov)
     try:
-        path = write_pulseq(seq, out, rf=rf, name=name, **extra)
+        # round_times: pulses computed to the nanosecond (TI, TR) move by ≤ 0.5 µs onto the RF raster
+        path = write_pulseq(seq, out, rf=rf, name=name, round_times=True, **extra)
     except ValueError as e:
         typer.echo(f"cannot export {name}: {e}", err=True)
         raise typer.Exit(2) from e

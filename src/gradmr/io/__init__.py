@@ -23,6 +23,7 @@ from .phantom_files import (
     save_phantom_npz,
 )
 from .pulseq import TIME_TOLERANCE, PulseqImportError, load_pulseq, read_definitions
+from .pulseq_export import to_pulseq, write_pulseq
 
 __all__ = [
     "BrainWebUnavailableError",
@@ -47,6 +48,8 @@ __all__ = [
     "save_nifti",
     "save_phantom_nifti",
     "save_phantom_npz",
+    "to_pulseq",
     "save_png",
     "write_ismrmrd",
+    "write_pulseq",
 ]
