@@ -157,6 +157,18 @@ def _project(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(over, simplex, clamped) * mask
 
 
+def _tv_gradient(maps: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Gradient of Σ √(|∇f|² + ε²) over pixels (forward differences, replicated edges) for maps ``(T, ny, nx)``."""
+    dx = torch.diff(maps, dim=2, append=maps[:, :, -1:])
+    dy = torch.diff(maps, dim=1, append=maps[:, -1:, :])
+    norm = torch.sqrt(dx * dx + dy * dy + epsilon * epsilon)
+    px, py = dx / norm, dy / norm
+    # −div(p) with the adjoint of the forward difference
+    div_x = px - torch.nn.functional.pad(px[:, :, :-1], (1, 0))
+    div_y = py - torch.nn.functional.pad(py[:, :-1, :], (0, 0, 1, 0))
+    return -(div_x + div_y)
+
+
 def solve_direct(
     target_k: torch.Tensor,
     kernels: torch.Tensor,
@@ -166,6 +178,8 @@ def solve_direct(
     mask: torch.Tensor,
     iterations: int,
     ridge: float = 1e-9,
+    tv: float = 0.0,
+    tv_epsilon: float = 0.02,
 ) -> tuple[torch.Tensor, list[float]]:
     """Least-squares maps of the multi-compartment model, then projected onto the constraints and refined.
 
@@ -173,8 +187,12 @@ def solve_direct(
     Per k-space point the free tissues' spectra solve ``min Σ_c |Y_c − Σ_t h_ct X_t|² + ridge·λ̄·|X|²`` (λ̄ the mean
     diagonal of HᴴH: a relative ridge for points where the kernels nearly vanish). The real part of their inverse
     FFT, projected (``[0, 1]``, sum ≤ 1, mask), starts ``iterations`` steps of FISTA — projected gradient with
-    momentum at step 1/L, L the largest eigenvalue of HᴴH over k-space — on the same least-squares objective.
-    Returns the maps and the loss (relative to ``Σ|Y|²``) after each step.
+    momentum at step 1/L, L the Lipschitz constant of the gradient — on the same objective.
+
+    ``tv`` adds to the refinement an edge-preserving total-variation penalty ``β·Σ_t Σ_pixels √(|∇f_t|² + ε²)``
+    (ε = ``tv_epsilon``, in fraction units; β = ``tv`` × the data's energy per pixel, so ``tv`` is dimensionless):
+    the maps are piecewise smooth, the noise is not. 0 (default) is plain least squares, the paper's objective.
+    Returns the maps and the data loss (relative to ``Σ|Y|²``) after each step.
     """
     from ..recon.fft import centred_fft, centred_ifft
 
@@ -193,9 +211,11 @@ def solve_direct(
     maps[free] = centred_ifft(x[:, None])[:, 0].real
     maps = _project(maps, mask)
     maps[rest] = fixed[rest]
-    lipschitz = float(torch.linalg.eigvalsh(hh).max())
     scale = float((target_k.abs() ** 2).sum())
     n = target_k.shape[-1] * target_k.shape[-2]
+    beta = float(tv) * scale / n
+    # Lipschitz constant of the gradient: data term 2·N·λmax(HᴴH), smoothed TV at most 8β/ε
+    lipschitz = 2 * n * float(torch.linalg.eigvalsh(hh).max()) + 8 * beta / tv_epsilon
     history: list[float] = []
 
     def residual(m: torch.Tensor) -> torch.Tensor:
@@ -206,8 +226,10 @@ def solve_direct(
         r = residual(z)
         # gradient of Σ|r|² with respect to the real maps: 2·Re(N·IFFT(Σ_c conj(h_ct)·r_c))
         grad = 2 * n * centred_ifft((kernels.conj() * r[:, None]).sum(0)[:, None])[:, 0].real
+        if beta:
+            grad = grad + beta * _tv_gradient(z, tv_epsilon)
         new = z.clone()
-        new[free] = z[free] - grad[free] / (2 * n * lipschitz)
+        new[free] = z[free] - grad[free] / lipschitz
         new = _project(new, mask)
         new[rest] = fixed[rest]
         t_next = (1 + math.sqrt(1 + 4 * t_k * t_k)) / 2
@@ -235,6 +257,7 @@ def estimate_maps(
     init: torch.Tensor | None = None,
     tissues: Mapping[str, Tissue] | None = None,
     kernels: torch.Tensor | None = None,
+    tv: float = 0.0,
     progress: bool = False,
 ) -> EstimateResult:
     """Estimate CSF, GM and WM probability maps from observed images.
@@ -264,6 +287,9 @@ def estimate_maps(
         Properties (default: the BMapEst preset, ``tissue_table(preset="bmapest")``).
     kernels : Tensor, optional
         Precomputed :func:`~gradmr.bmapest.forward.tissue_kernels` for ``model="multi"``.
+    tv : float
+        ``optimizer="direct"`` only: relative weight of an edge-preserving total-variation penalty (see
+        :func:`solve_direct`); 0 (default) is the paper's plain least squares; ≈ 1e-3 helps at SNR ≈ 30 dB.
     progress : bool
         A progress bar over epochs.
 
@@ -322,7 +348,16 @@ def estimate_maps(
     def objective() -> torch.Tensor:
         return ((predict(maps_module()) - target).abs() ** 2).sum() / scale
 
-    config = {**options, "estimate": list(estimate), "epochs": int(epochs), "lr": lr, "magnitude_data": magnitude}
+    config = {
+        **options,
+        "estimate": list(estimate),
+        "epochs": int(epochs),
+        "lr": lr,
+        "tv": tv,
+        "magnitude_data": magnitude,
+    }
+    if tv and optimizer != "direct":
+        raise ValueError("tv is available with optimizer='direct'")
     if optimizer == "direct":
         if model != "multi" or parameterisation != "pixel" or magnitude:
             raise ValueError(
@@ -333,7 +368,9 @@ def estimate_maps(
 
         target_k = target if loss == "kspace" else centred_fft(target[:, None])[:, 0]
         free = [TISSUES.index(n) for n in estimate]
-        maps, history = solve_direct(target_k, kernels, free=free, fixed=fixed, mask=mask, iterations=int(epochs))
+        maps, history = solve_direct(
+            target_k, kernels, free=free, fixed=fixed, mask=mask, iterations=int(epochs), tv=tv
+        )
         return EstimateResult(maps=maps, loss_history=history, seconds=time.perf_counter() - t_start, config=config)
     params = [p for p in maps_module.parameters() if p.requires_grad]
     history: list[float] = []

@@ -106,7 +106,8 @@ def images_multi(fractions: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor
     """
     if fractions.shape[0] != kernels.shape[1] or fractions.shape[1:] != kernels.shape[2:]:
         raise ValueError(
-            f"fractions {tuple(fractions.shape)} do not match the kernels (tissues, ny, nx) = {tuple(kernels.shape[1:])}"
+            f"fractions {tuple(fractions.shape)} do not match the kernels' (tissues, ny, nx) = "
+            f"{tuple(kernels.shape[1:])}"
         )
     spectra = centred_fft(fractions.to(kernels.dtype)[:, None])[:, 0]  # (tissues, ny, nx)
     return centred_ifft((kernels * spectra[None]).sum(1)[:, None])[:, 0]

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import __version__
+from .bmapest_cmd import bmapest
 from .phantom_cmd import phantom_app
 from .sequence_cmd import sequence_app
 
@@ -359,6 +360,7 @@ def _version_callback(value: bool) -> None:
 
 app.add_typer(phantom_app, name="phantom")
 app.add_typer(sequence_app, name="sequence")
+app.command("bmapest")(bmapest)
 
 
 @app.callback()
