@@ -46,7 +46,10 @@ CASES = {
         "MR Shepp–Logan 2D, 256², supersampling 1",
         "shepp_logan_phantom((256, 256), supersampling=1)",
     ),
-    "phantominator256": ("phantominator.mr_shepp_logan 2D, 256 (peer)", "mr_shepp_logan((256, 256, 1), zlims=(-0.25, -0.25))"),
+    "phantominator256": (
+        "phantominator.mr_shepp_logan 2D, 256 (peer)",
+        "mr_shepp_logan((256, 256, 1), zlims=(-0.25, -0.25))",
+    ),
     "shepp_logan3d64": ("MR Shepp–Logan 3D, 64³", "shepp_logan_phantom((64, 64, 64), supersampling=1)"),
     "phantominator3d64": ("phantominator.mr_shepp_logan 3D, 64³ (peer)", "mr_shepp_logan((64, 64, 64))"),
     "coils8_128": (

@@ -15,7 +15,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_bmapest_writes_maps_figures_and_metrics(tmp_path):
     out = tmp_path / "bm"
-    result = runner.invoke(app, ["bmapest", "--contrasts", "T1,T2", "--echoes", "2", "--matrix", "24", "--out", str(out)])
+    result = runner.invoke(
+        app, ["bmapest", "--contrasts", "T1,T2", "--echoes", "2", "--matrix", "24", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     for name in ("maps.png", "loss.png"):
         assert (out / name).read_bytes()[:8] == PNG
