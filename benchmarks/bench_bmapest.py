@@ -12,9 +12,7 @@ contrast and under 3 h for 24 at 64×64 (64 GB RAM not enough for more).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import subprocess
 import sys
 import time
@@ -85,26 +83,22 @@ def main(argv=None) -> None:
             f"| {label} | {r['contrasts']} | {r['total_s']:.1f} s | {r['kernels_s']:.1f} s | {r['fit_s']:.1f} s | "
             f"{r['maxrss_gb']:.2f} | {r['psnr_min']:.0f} |"
         )
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    cmd = "OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "(unset)") + " python benchmarks/bench_bmapest.py"
-    cmd += "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
-    text = "\n".join(
-        [
-            f"\n## BMapEst, built-in brain, {started}\n",
-            f"- command: `{cmd}`; {args.threads} torch threads; every case in a fresh process",
-            f"- load average (1/5/15 min) after: {os.getloadavg()}",
-            "- total = protocol + kernels (3 single-voxel PDG runs per contrast) + simulated observations + fit "
+    sys.path.insert(0, str(HERE))
+    from _report import append_report
+
+    append_report(
+        args.output,
+        title="BMapEst, built-in brain",
+        script="bench_bmapest.py",
+        argv=argv,
+        notes=[
+            f"{args.threads} torch threads; every case in a fresh process",
+            "total = protocol + kernels (3 single-voxel PDG runs per contrast) + simulated observations + fit "
             "(direct least squares + 200 projected-gradient steps) + metrics; noise-free data",
-            "",
-            "| case | contrasts | total | of which kernels | fit | peak RSS (GB) | worst map PSNR (dB) |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
+        ],
+        header="| case | contrasts | total | of which kernels | fit | peak RSS (GB) | worst map PSNR (dB) |",
+        rows=rows,
     )
-    with open(args.output, "a", encoding="utf-8") as f:
-        f.write(text)
-    print(f"appended to {args.output}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ once per process, so its cold load is reported separately). The MR Shepp–Logan
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -126,25 +125,21 @@ def main(argv=None) -> None:
             f"| {CASES[name][0]} | {_fmt(statistics.median(r['times']))} | {len(r['times'])} | "
             f"{r['maxrss_gb']:.2f} | {ratio} |"
         )
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    cmd = "OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "(unset)") + " python benchmarks/bench_phantoms.py"
-    cmd += "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
-    text = "\n".join(
-        [
-            f"\n## Phantom building, {started}\n",
-            f"- command: `{cmd}`; one torch thread; every case in a fresh process",
-            f"- load average (1/5/15 min) after: {os.getloadavg()}",
-            "- peak RSS = ru_maxrss of the case's process, imports (torch, phantominator) included",
-            "",
-            "| case | time (median) | repeats | peak RSS (GB) | phantominator / gradmr |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
+    sys.path.insert(0, str(HERE))
+    from _report import append_report
+
+    append_report(
+        args.output,
+        title="Phantom building",
+        script="bench_phantoms.py",
+        argv=argv,
+        notes=[
+            "one torch thread; every case in a fresh process",
+            "peak RSS = ru_maxrss of the case's process, imports (torch, phantominator) included",
+        ],
+        header="| case | time (median) | repeats | peak RSS (GB) | phantominator / gradmr |",
+        rows=rows,
     )
-    with open(args.output, "a", encoding="utf-8") as f:
-        f.write(text)
-    print(f"appended to {args.output}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ included). Times are medians of ``--repeats`` runs after a warm-up (the simulati
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -96,27 +95,23 @@ def main(argv=None) -> None:
             f"| {name} | {r['reps']} | {r['samples']} | {r['duration']:.3g} s | {r['sar']:.3g} | {_fmt(r['build'])} | "
             f"{_fmt(r['export'])} | {_fmt(r['sim'])} ({r['phantom']}²) | {r['maxrss_gb']:.2f} |"
         )
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    cmd = "OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "(unset)") + " python benchmarks/bench_sequences.py"
-    cmd += "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
-    text = "\n".join(
-        [
-            f"\n## Sequence library at its defaults, {started}\n",
-            f"- command: `{cmd}`; one torch thread; every builder in a fresh process",
-            f"- load average (1/5/15 min) after: {os.getloadavg()}",
-            "- export: `write_pulseq(..., round_times=True)` including pypulseq's `check_timing()`; simulation: PDG on "
+    sys.path.insert(0, str(HERE))
+    from _report import append_report
+
+    append_report(
+        args.output,
+        title="Sequence library at its defaults",
+        script="bench_sequences.py",
+        argv=argv,
+        notes=[
+            "one torch thread; every builder in a fresh process",
+            "export: `write_pulseq(..., round_times=True)` including pypulseq's `check_timing()`; simulation: PDG on "
             "the built-in brain at the builder's matrix, 3 pools (MRF: states merged by k, `tau_resolution=inf`)",
-            "",
-            "| sequence | reps | samples | duration | SAR proxy (rad²/s) | build | export | PDG simulation | "
-            "peak RSS (GB) |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-        ]
+        ],
+        header="| sequence | reps | samples | duration | SAR proxy (rad²/s) | build | export | PDG simulation | "
+        "peak RSS (GB) |",
+        rows=rows,
     )
-    with open(args.output, "a", encoding="utf-8") as f:
-        f.write(text)
-    print(f"appended to {args.output}")
 
 
 if __name__ == "__main__":

@@ -22,15 +22,6 @@ BIAS_FIELD_TOLERANCE = 0.01
 SAMPLES = 2000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's spinning threads
-    slow these tests down by up to 100×; run them on one thread and restore the setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def three_class_phantom(n: int = 64):
     """Labels (0 background, 1 CSF, 2 GM, 3 WM) of a disc: GM rim, WM core, CSF centre and a CSF stripe."""
