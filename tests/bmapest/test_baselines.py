@@ -22,7 +22,6 @@ BIAS_FIELD_TOLERANCE = 0.01
 SAMPLES = 2000
 
 
-
 def three_class_phantom(n: int = 64):
     """Labels (0 background, 1 CSF, 2 GM, 3 WM) of a disc: GM rim, WM core, CSF centre and a CSF stripe."""
     yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")

@@ -24,7 +24,6 @@ EXACT = 1e-12
 FLOAT32 = 1e-6
 
 
-
 def one_hot(labels: torch.Tensor, n: int = 3) -> torch.Tensor:
     """Maps (n, y, x) that are 1 for tissue k where labels == k + 1."""
     return torch.stack([(labels == k + 1).to(torch.float64) for k in range(n)])
