@@ -147,5 +147,7 @@ def test_bad_input(small):
         estimate_maps(images, acq, kernels=kernels, estimate=("gm",))
     with pytest.raises(ValueError, match="basis"):
         estimate_maps(images, acq, kernels=kernels, parameterisation="scalar", optimizer="adam")
+    with pytest.raises(ValueError, match="needs complex observations"):
+        estimate_maps(images.abs(), acq, kernels=kernels, loss="kspace", optimizer="adam")
     with pytest.raises(ValueError, match="estimate must name"):
         estimate_maps(images, acq, kernels=kernels, estimate=("bone",))

@@ -82,6 +82,8 @@ def _check(observed: torch.Tensor, acq: Acquisition, options: dict) -> None:
             raise ValueError(f"{key} must be one of {allowed}, got {options[key]!r}")
     if options["loss"] == "kspace" and options["model"] != "multi":
         raise ValueError("loss='kspace' is available with model='multi'")
+    if options["loss"] == "kspace" and not torch.is_complex(observed):
+        raise ValueError("loss='kspace' needs complex observations (the k-space of magnitude images is not the data's)")
 
 
 class _Maps(torch.nn.Module):
