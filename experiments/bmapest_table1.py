@@ -8,7 +8,7 @@ writes ``bmapest_table1.md`` (tables, the command, wall time, the machine's thre
 Evaluation set — a stand-in for the paper's 20 BrainWeb subjects, all on one 64 × 64 grid of FOV 0.216 m (BMapEst's
 own grid: a 432-voxel cube of 0.5 mm, area-averaged to 64 × 64, 3.375 mm pixels):
 
-* 16 slices of BrainWeb's discrete model ``BrainModel.mat`` (axial, coronal and sagittal, at several positions),
+* 18 slices of BrainWeb's discrete model ``BrainModel.mat`` (axial, coronal and sagittal, at several positions),
 * the three slices of ``brain2D.mat`` (another BrainWeb subject, one slice per orientation),
 * the built-in brain slice (``gradmr.phantom.tissue_fractions((64, 64), (0.2, 0.2))``, placed on the same grid),
 * before them, real BrainWeb fuzzy models when :func:`gradmr.io.brainweb.load_brainweb` finds them on disk (never
@@ -134,8 +134,8 @@ def _csf_gm_wm(tf) -> torch.Tensor:
 #: BrainModel.mat slices (orientation, index): brain tissue spans z 9–153 (axial), y 18–201 (coronal), x 20–163.
 BRAINMODEL_SLICES = {
     "axial": (55, 70, 85, 100, 115, 130),
-    "coronal": (60, 85, 110, 135, 160),
-    "sagittal": (45, 65, 80, 110, 125),
+    "coronal": (60, 85, 110, 135, 160, 185),
+    "sagittal": (45, 65, 80, 95, 110, 125),
 }
 
 
