@@ -40,7 +40,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from .fractions import TissueFractions
+from .fractions import PLANES, TissueFractions
 
 #: The tissues of the atlas, in the order of :attr:`TissueFractions.names`.
 MNI152_TISSUES = ("csf", "gm", "wm")
@@ -51,13 +51,6 @@ ORIENTATIONS = ("axial", "coronal", "sagittal")
 _DATA_FILE = "mni152_2mm.npz"
 _NOTICE_FILE = "ICBM152-2009a-NOTICE.txt"
 _LEVELS = 255
-
-#: Through-plane axis of each orientation, as an index into (x, y, z), and the (image x, image y) axes.
-_PLANES = {
-    "axial": (2, (0, 1)),
-    "coronal": (1, (0, 2)),
-    "sagittal": (0, (1, 2)),
-}
 
 
 def _resource(name: str):
@@ -178,7 +171,7 @@ def mni152_volume(*, shape=None, fov=None, dtype: torch.dtype = torch.float32) -
 
 
 def _through_plane_index(orientation: str, index, position_mm, n: int) -> int:
-    axis = _PLANES[orientation][0]
+    axis = PLANES[orientation][2]
     name = "xyz"[axis]
     affine = mni152_affine()
     step, origin = float(affine[axis, axis]), float(affine[axis, 3])
@@ -243,24 +236,7 @@ def mni152_slice(
     if orientation not in ORIENTATIONS:
         raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}")
     _check_dtype(dtype)
-    q = _arrays()
-    shape_zyx = q["gm"].shape
-    through, (ax_x, ax_y) = _PLANES[orientation]
-    n = shape_zyx[2 - through]
+    n = _arrays()["gm"].shape[2 - PLANES[orientation][2]]
     i = _through_plane_index(orientation, index, position_mm, n)
-    stack = _uint8_stack()  # (tissues, z, y, x)
-    if orientation == "axial":
-        plane = stack[:, i]  # (tissues, y, x)
-    elif orientation == "coronal":
-        plane = stack[:, :, i, :]  # (tissues, z, x)
-    else:
-        plane = stack[:, :, :, i]  # (tissues, z, y)
-    vs = _voxel_size_m()
-    fr = TissueFractions.create(
-        _decode(plane, dtype),
-        MNI152_TISSUES,
-        voxel_size=(vs[ax_x], vs[ax_y], vs[through]),
-        dtype=dtype,
-        validate=False,
-    )
+    fr = mni152_fractions(dtype=dtype).plane(orientation, i)
     return _resample(fr, matrix, fov, name="matrix", axes="xy")
