@@ -175,6 +175,14 @@ ROUND_TRIPS: dict[str, RoundTrip] = {
         pdg={"tau_resolution": math.inf},
         no_t2dash=True,
     ),
+    # rounding 8.7552 ms to the raster makes the exported TRs vary slightly: merge by k as for mrf-fisp
+    "mrf-spline": RoundTrip(
+        _library("mrf-spline", n_frames=60),
+        {"round_times": True},
+        phantom=16,
+        pdg={"tau_resolution": math.inf},
+        no_t2dash=True,
+    ),
 }
 
 

@@ -31,7 +31,7 @@ app = typer.Typer(
 )
 
 #: Simulation methods the CLI offers (the same as :data:`gradmr.sim.METHODS`, kept here so --help needs no torch).
-METHODS = ("pdg", "bloch")
+METHODS = ("pdg", "epg", "bloch")
 
 #: Built-in phantoms (``--phantom NAME`` or ``NAME:FIELD_T``); the same names as
 #: :data:`gradmr.phantom.builtin.BUILTIN_PHANTOMS` (a test keeps them equal), listed here so --help needs no torch.
@@ -59,6 +59,7 @@ SEQUENCES = (
     "epi",
     "spiral",
     "mrf-fisp",
+    "mrf-spline",
 )
 
 #: Builders whose TR varies: the PDG merges their states by k alone (``tau_resolution=inf``), as an EPG does;
@@ -378,7 +379,7 @@ def info() -> None:
     import torch
 
     typer.echo(f"gradmr {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
-    typer.echo("methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; bloch: isochromat reference)")
+    typer.echo("methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; epg: extended phase graph, spoiled/FISP sequences without imaging gradients; bloch: isochromat reference)")
     typer.echo("sequences:")
     from ..sequence.library import describe, sequence_names
 

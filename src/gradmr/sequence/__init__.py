@@ -6,7 +6,15 @@ from .flash import flash, phase_encode_order
 from .gre import bssfp, echo_index, ir_flash, multi_echo_gre
 from .inversion import double_inversion_recovery, flair, ir_spin_echo
 from .library import build, parameters, sequence_names
-from .mrf import fisp_mrf, jiang_flip_angles, jiang_trs
+from .mrf import (
+    fisp_mrf,
+    jiang_flip_angles,
+    jiang_trs,
+    spline5_flip_angles,
+    spline11noisy_flip_angles,
+    spline_flip_angles,
+    spline_mrf,
+)
 from .noncartesian import epi, radial_gre, spiral_gre, spoke_angles
 from .spin_echo import spin_echo, turbo_spin_echo
 from .system import DEFAULT_SYSTEM, SystemLimits, min_moment_time
@@ -26,6 +34,10 @@ __all__ = [
     "echo_index",
     "epi",
     "fisp_mrf",
+    "spline5_flip_angles",
+    "spline11noisy_flip_angles",
+    "spline_flip_angles",
+    "spline_mrf",
     "flair",
     "flash",
     "ir_flash",

@@ -33,6 +33,7 @@ _BUILDERS: dict[str, tuple[str, str, str]] = {
     "epi": ("noncartesian", "epi", "gradient-echo EPI, blipped"),
     "spiral": ("noncartesian", "spiral_gre", "spiral GRE, Archimedean interleaves"),
     "mrf-fisp": ("mrf", "fisp_mrf", "MR fingerprinting FISP train (Jiang et al. 2015 flip angles and TRs)"),
+    "mrf-spline": ("mrf", "spline_mrf", "MRF FISP train with spline flip angles (stand-ins for Liu et al. 2021)"),
 }
 
 

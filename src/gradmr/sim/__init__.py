@@ -1,4 +1,5 @@
-"""Simulators: PDG (:mod:`gradmr.sim.pdg`) and the Bloch isochromat reference (:mod:`gradmr.sim.bloch`)."""
+"""Simulators: PDG (:mod:`gradmr.sim.pdg`), extended phase graphs (:mod:`gradmr.sim.epg`) and the Bloch isochromat
+reference (:mod:`gradmr.sim.bloch`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..phantom.core import VoxelPhantom
 from ..phantom.fractions import TissueFractions, phantom_from_fractions
 from ..sequence.core import Sequence
 
-METHODS = ("pdg", "bloch")
+METHODS = ("pdg", "epg", "bloch")
 
 
 def simulate(
@@ -20,8 +21,10 @@ def simulate(
     (call :func:`~gradmr.phantom.fractions.phantom_from_fractions` yourself for another table or model).
 
     ``method="bloch"`` ignores diffusion (isochromats cannot represent it without a random walk).
-    For the methods' own options call :func:`gradmr.sim.pdg.simulate_pdg` or
-    :func:`gradmr.sim.bloch.simulate_bloch` directly.
+    ``method="epg"`` needs a sequence whose gradients are integer multiples of one dephasing moment (spoilers,
+    FISP trains; no imaging gradients) and ignores T2′ and diffusion (:mod:`gradmr.sim.epg.sequence`).
+    For the methods' own options call :func:`gradmr.sim.pdg.simulate_pdg`, :func:`gradmr.sim.epg.simulate_epg`
+    or :func:`gradmr.sim.bloch.simulate_bloch` directly.
     """
     if isinstance(phantom, TissueFractions):
         phantom = phantom_from_fractions(phantom)
@@ -29,6 +32,10 @@ def simulate(
         from .pdg import simulate_pdg
 
         return simulate_pdg(sequence, phantom, progress=progress)
+    if method == "epg":
+        from .epg import simulate_epg
+
+        return simulate_epg(sequence, phantom)
     if method == "bloch":
         from .bloch import simulate_bloch
 
