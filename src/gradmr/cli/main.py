@@ -18,6 +18,7 @@ import typer
 
 from .. import __version__
 from .bmapest_cmd import bmapest
+from .mrf_cmd import mrf_app
 from .phantom_cmd import phantom_app
 from .sequence_cmd import sequence_app
 
@@ -361,6 +362,7 @@ def _version_callback(value: bool) -> None:
 
 app.add_typer(phantom_app, name="phantom")
 app.add_typer(sequence_app, name="sequence")
+app.add_typer(mrf_app, name="mrf")
 app.command("bmapest")(bmapest)
 
 
@@ -379,7 +381,10 @@ def info() -> None:
     import torch
 
     typer.echo(f"gradmr {__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
-    typer.echo("methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; epg: extended phase graph, spoiled/FISP sequences without imaging gradients; bloch: isochromat reference)")
+    typer.echo(
+        "methods:   " + ", ".join(METHODS) + "  (pdg: Phase Distribution Graph; epg: extended phase graph, spoiled/FISP"
+        " sequences without imaging gradients; bloch: isochromat reference)"
+    )
     typer.echo("sequences:")
     from ..sequence.library import describe, sequence_names
 

@@ -1,6 +1,37 @@
 """MR fingerprinting: trains, dictionaries, learned encoders and BlochNet (a physics decoder through the EPG)."""
 
+from .dictionary import (
+    Dictionary,
+    MatchResult,
+    build_dictionary,
+    compress,
+    load_dictionary,
+    log_mse,
+    match,
+    save_dictionary,
+    save_maps_nifti,
+    t1_t2_grid,
+)
 from .fingerprints import add_noise, normalise, simulate_fingerprints
+from .phantoms import TestMaps, mrf_test_maps
 from .trains import TRAINS, mrf_train
 
-__all__ = ["TRAINS", "add_noise", "mrf_train", "normalise", "simulate_fingerprints"]
+__all__ = [
+    "TRAINS",
+    "Dictionary",
+    "MatchResult",
+    "TestMaps",
+    "add_noise",
+    "build_dictionary",
+    "compress",
+    "load_dictionary",
+    "log_mse",
+    "match",
+    "mrf_test_maps",
+    "mrf_train",
+    "normalise",
+    "save_dictionary",
+    "save_maps_nifti",
+    "simulate_fingerprints",
+    "t1_t2_grid",
+]

@@ -127,7 +127,7 @@ def simulate_epg(
             s2 = torch.sin(alpha / 2) ** 2
             sa, ca = torch.sin(alpha), torch.cos(alpha)
             fp = f[:, k - 1 :]
-            fm = f[:, : k].flip(-1).conj()
+            fm = f[:, :k].flip(-1).conj()
             fp, fm, z = (
                 c2 * fp + e_phi * e_phi * s2 * fm - 1j * e_phi * sa * z,
                 s2 * fp / (e_phi * e_phi) + c2 * fm + 1j * sa * z / e_phi,
