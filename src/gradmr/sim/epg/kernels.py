@@ -32,6 +32,17 @@ __all__ = ["LANES", "fisp_kernel", "fisp_sensitivities"]
 
 #: Atoms per block (one AVX-512 register of float32).
 LANES = 16
+#: States smaller than this (relative to M0 = 1) are stored as 0. High orders of short-T2 tissues decay towards
+#: zero through the subnormal range of float32 (< 1.2e-38), where x86 arithmetic takes microcode assists: without
+#: this, float32 fingerprints of random tissues (T2 from 5 ms) at 64 states took ≈ 6× longer (the sensitivities
+#: ≈ 3×). Costs ≈ 10–40 % (kernel) and ≈ 40–60 % (sensitivities) where nothing underflows. Far below any signal.
+FLUSH = 1e-30
+
+
+@njit(inline="always", cache=True)
+def _flush(x):  # pragma: no cover - compiled
+    """``x``, or 0 where ``|x| < FLUSH``."""
+    return x if abs(x) >= FLUSH else x - x
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -89,9 +100,9 @@ def fisp_kernel(flip, tr, te, t1, t2, b1, n_states, z_start, ti, half, out):  # 
                     zk = z[k, j]
                     sig = pk + mk
                     ds = hc1[j] * sig - s[j] * zk
-                    z[k, j] = (c[j] * zk + hs[j] * sig) * e1[j]
-                    p[o + k, j] = (pk + ds) * e2[j]
-                    m[n + k, j] = (mk + ds) * e2[j]
+                    z[k, j] = _flush((c[j] * zk + hs[j] * sig) * e1[j])
+                    p[o + k, j] = _flush((pk + ds) * e2[j])
+                    m[n + k, j] = _flush((mk + ds) * e2[j])
             for j in range(lanes):
                 z[0, j] += one - e1[j]
                 p[o - 1, j] = m[n + 1, j]
@@ -198,18 +209,18 @@ def fisp_sensitivities(flip, tr, te, t1, t2, b1, n_states, z_start, ti, half, ou
                         jac[a0 + j, n, 0] = (p1 + ds1) * ete[j]
                         jac[a0 + j, n, 1] = (p2 + ds2) * ete[j] + pr * dete[j]
                         jac[a0 + j, n, 2] = (pb + dsb) * ete[j]
-                    p[0, o + k, j] = pr * e2[j]
-                    m[0, n + k, j] = mr * e2[j]
-                    z[0, k, j] = zr * e1[j]
-                    p[1, o + k, j] = (p1 + ds1) * e2[j]
-                    m[1, n + k, j] = (m1 + ds1) * e2[j]
-                    z[1, k, j] = zr1 * e1[j] + zr * de1[j]
-                    p[2, o + k, j] = (p2 + ds2) * e2[j] + pr * de2[j]
-                    m[2, n + k, j] = (m2 + ds2) * e2[j] + mr * de2[j]
-                    z[2, k, j] = zr2 * e1[j]
-                    p[3, o + k, j] = (pb + dsb) * e2[j]
-                    m[3, n + k, j] = (mb + dsb) * e2[j]
-                    z[3, k, j] = zrb * e1[j]
+                    p[0, o + k, j] = _flush(pr * e2[j])
+                    m[0, n + k, j] = _flush(mr * e2[j])
+                    z[0, k, j] = _flush(zr * e1[j])
+                    p[1, o + k, j] = _flush((p1 + ds1) * e2[j])
+                    m[1, n + k, j] = _flush((m1 + ds1) * e2[j])
+                    z[1, k, j] = _flush(zr1 * e1[j] + zr * de1[j])
+                    p[2, o + k, j] = _flush((p2 + ds2) * e2[j] + pr * de2[j])
+                    m[2, n + k, j] = _flush((m2 + ds2) * e2[j] + mr * de2[j])
+                    z[2, k, j] = _flush(zr2 * e1[j])
+                    p[3, o + k, j] = _flush((pb + dsb) * e2[j])
+                    m[3, n + k, j] = _flush((mb + dsb) * e2[j])
+                    z[3, k, j] = _flush(zrb * e1[j])
             for j in range(lanes):
                 z[0, 0, j] += one - e1[j]
                 z[1, 0, j] -= de1[j]

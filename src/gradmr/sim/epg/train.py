@@ -169,6 +169,9 @@ def fisp_train_from_sequence(sequence: Sequence, *, atol: float = 1e-9) -> FispT
     inversion time), then repetitions with one ADC sample each, one constant RF phase, and the same non-zero net
     gradient moment per repetition (the FISP spoiler; imaging gradients must be rewound within the repetition).
     Anything else raises ``ValueError`` saying what does not fit the model — use the PDG or Bloch simulator then.
+
+    The train's inversion is *ideal* (Mz → −Mz whatever B1 is), whereas :func:`~gradmr.sim.epg.simulate_epg` and the
+    Bloch simulator play the sequence's π pulse scaled by B1: with B1 ≠ 1 the two differ in the inversion only.
     """
     reps = list(sequence)
     if not reps:
