@@ -94,6 +94,22 @@ def test_blochnet_decoder_gradient_matches_autograd_epg(tiny):
     assert torch.allclose(theta.grad.double(), theta64.grad, rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-2)
 
 
+@pytest.mark.parametrize("name", ["fc-fc", "blochnet"])
+def test_loss_is_the_issues_formula(name, tiny):
+    """mean(½‖Θ̂−Θ‖² + ½‖X̂−X‖²), X̂ = decode(Θ̂) of the whole batch when decoder_fraction = 1."""
+    kw = {"decoder_fraction": 1.0} if name == "blochnet" else {}
+    model = build_model(name, FRAMES, seed=2, **kw)
+    model.set_target_stats(tiny.theta)
+    x, theta = tiny.x[:16], tiny.theta[:16]
+    with torch.no_grad():
+        loss, parts = model.loss(x, theta)
+        theta_hat = model(x)
+        x_hat = model.decode(theta_hat)
+    expected = (0.5 * ((theta_hat - theta) ** 2).sum(-1) + 0.5 * ((x_hat - x) ** 2).sum(-1)).mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert float(parts["x"]) > 0
+
+
 def test_fit_length_truncates_fingerprints_and_trains():
     train = mrf_train("spline5")
     cut = fit_length(train, 40)

@@ -256,7 +256,7 @@ def train_cmd(
     names = _trains(train)
     out.mkdir(parents=True, exist_ok=True)
     data = synthetic_training_set(names, samples, seed=seed, snr=_snr(snr), frames=frames, progress=True)
-    val = synthetic_training_set(names, min(4096, samples), seed=seed + 1_000_003, snr=snr, frames=frames)
+    val = synthetic_training_set(names, min(4096, samples), seed=seed + 1_000_003, snr=_snr(snr), frames=frames)
     net = build_model(model, frames, seed=seed, trains=names)
     history = train_model(
         net, data, epochs=epochs, seed=seed, checkpoint=out / "checkpoint.pt", resume=resume, progress=True, val=val

@@ -13,10 +13,32 @@ from .dictionary import (
     t1_t2_grid,
 )
 from .fingerprints import add_noise, normalise, simulate_fingerprints
+from .models import MODELS, BlochNet, MRFModel, build_model, fit_length
 from .phantoms import TestMaps, mrf_test_maps
+from .training import (
+    TRAINING_DEFAULTS,
+    MRFData,
+    evaluate,
+    load_checkpoint,
+    predict,
+    synthetic_training_set,
+    train_model,
+)
 from .trains import TRAINS, mrf_train
 
 __all__ = [
+    "MODELS",
+    "TRAINING_DEFAULTS",
+    "BlochNet",
+    "MRFData",
+    "MRFModel",
+    "build_model",
+    "evaluate",
+    "fit_length",
+    "load_checkpoint",
+    "predict",
+    "synthetic_training_set",
+    "train_model",
     "TRAINS",
     "Dictionary",
     "MatchResult",
