@@ -32,7 +32,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _child import run_child  # noqa: E402
 
 T1_RANGE = (0.1, 5.0)
 T2_RANGE = (0.005, 2.5)
@@ -277,26 +278,9 @@ def _match_child(spec: dict, arrays: dict, torch) -> dict:
 
 
 def run_case(spec: dict, timeout: float) -> dict:
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env["OMP_NUM_THREADS"] = str(spec["threads"])
-    env["NUMBA_NUM_THREADS"] = str(spec["threads"])
-    env["BLOCHSIM_NUM_THREADS"] = str(spec["threads"])
-    try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=ROOT,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout > {timeout:.0f} s"}
-    if out.returncode != 0:
-        tail = (out.stderr or "").strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: out of memory?)"]
-        return {"error": tail[0][:160]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(
+        __file__, spec, timeout, thread_vars=("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "BLOCHSIM_NUM_THREADS")
+    )
 
 
 # ------------------------------------------------------------------------------------------------ parent

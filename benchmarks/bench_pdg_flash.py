@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _child import run_child  # noqa: E402
+
 MRZERO_MAX_FWD = 128  # MR-zero forward beyond this takes minutes and ≥ 24 GB
 MRZERO_MAX_BWD = 64  # its backward at 128 needs ≈ 33 GB (see shared notes); not attempted
 
@@ -91,24 +93,7 @@ def _child(spec: dict) -> dict:
 
 
 def run_case(spec: dict, timeout: float) -> dict:
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env["OMP_NUM_THREADS"] = str(spec["threads"])
-    try:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            cwd=ROOT,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timeout > {timeout:.0f} s"}
-    if out.returncode != 0:
-        tail = (out.stderr or "").strip().splitlines()[-1:] or [f"exit {out.returncode}"]
-        return {"error": tail[0][:120]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, spec, timeout)
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -4,6 +4,7 @@ import json
 import pathlib
 
 import numpy as np
+from mrf_tables import MODELS, PAPER
 
 root = pathlib.Path(__file__).parent / "results"
 runs = {}
@@ -11,26 +12,6 @@ for d in ("mrf", "mrf2", "mrf-noisy", "mrf2-noisy", "mrf-bn", "mrf2-bn"):
     p = root / d / "runs.json"
     if p.exists():
         runs.update(json.loads(p.read_text()))
-PAPER = {
-    1: {
-        "DM": 18.67,
-        "FC": 0.0554,
-        "RNN": 0.0486,
-        "HYDRA": 0.1597,
-        "FC-FC": 0.0519,
-        "RNN-RNN": 0.0443,
-        "BlochNet": 0.0409,
-    },
-    2: {
-        "DM": 27.20,
-        "FC": 0.8415,
-        "RNN": 0.7973,
-        "HYDRA": 0.3593,
-        "FC-FC": 0.7018,
-        "RNN-RNN": 0.6148,
-        "BlochNet": 0.1574,
-    },
-}
 
 
 def fmt(v):
@@ -58,7 +39,7 @@ for t in (1, 2):
     labels = (
         ["DM"]
         + (["DM (test-train dictionary)"] if t == 2 else [])
-        + ["FC", "RNN", "HYDRA", "FC-FC", "RNN-RNN", "BlochNet"]
+        + list(MODELS)
         + (["BlochNet + test-time adaptation"] if t == 2 else [])
     )
     out[t] = {}

@@ -40,7 +40,9 @@ from gradmr.mrf import (
     t1_t2_grid,
 )
 from gradmr.mrf.models import build_model, fit_length
+from gradmr.mrf.plot import plot_error_maps, plot_predictions
 from gradmr.mrf.training import TRAINING_DEFAULTS, predict, synthetic_training_set, train_model
+from gradmr.sequence.plot import save_figure
 
 #: The paper's numbers (log-scale MSE; BlochNet, ICLR 2023 submission), phantom test set.
 PAPER = {
@@ -122,71 +124,6 @@ def _adapt(model, x_test: torch.Tensor, *, steps: int, batch: int = 256, lr: flo
         loss.backward()
         opt.step()
     return ada
-
-
-def _scatter(preds: dict, t1: torch.Tensor, t2: torch.Tensor, path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    names = list(preds)
-    fig, axes = plt.subplots(2, len(names), figsize=(2.6 * len(names), 5.2), squeeze=False)
-    for j, name in enumerate(names):
-        for i, (label, true, est) in enumerate((("T1", t1, preds[name][0]), ("T2", t2, preds[name][1]))):
-            ax = axes[i, j]
-            lo, hi = float(true.min()) * 0.7, float(true.max()) * 1.4
-            ax.hexbin(
-                true.numpy(),
-                est.clamp(lo / 3, hi * 3).numpy(),
-                xscale="log",
-                yscale="log",
-                gridsize=40,
-                bins="log",
-                cmap="viridis",
-                mincnt=1,
-            )
-            ax.plot([lo, hi], [lo, hi], "r-", lw=0.8)
-            ax.set_xlim(lo, hi)
-            ax.set_ylim(lo / 3, hi * 3)
-            ax.set_title(f"{name} {label}", fontsize=9)
-            ax.set_xlabel(f"true {label} [s]", fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"predicted {label} [s]", fontsize=8)
-            ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _error_maps(preds: dict, maps, path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    z = maps.mask.shape[0] // 2
-    mask = maps.mask[z]
-    names = list(preds)
-    fig, axes = plt.subplots(2, len(names) + 1, figsize=(2.3 * (len(names) + 1), 4.8), squeeze=False)
-    flat_index = torch.zeros(maps.mask.shape, dtype=torch.long)
-    flat_index[maps.mask] = torch.arange(int(maps.mask.sum()))
-    rows = flat_index[z][mask]
-    for i, (label, true_map) in enumerate((("T1", maps.t1[z]), ("T2", maps.t2[z]))):
-        ax = axes[i, 0]
-        im = ax.imshow(true_map.numpy(), origin="lower", cmap="magma")
-        ax.set_title(f"true {label} [s]", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        for j, name in enumerate(names):
-            err = torch.zeros_like(true_map)
-            est = preds[name][i][rows]
-            err[mask] = torch.log(est.clamp_min(1e-6)) - torch.log(true_map[mask])
-            ax = axes[i, j + 1]
-            im = ax.imshow(err.numpy(), origin="lower", cmap="coolwarm", vmin=-0.5, vmax=0.5)
-            ax.set_title(f"{name}: ln {label} error", fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.046)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _fmt(values: list[float]) -> str:
@@ -323,8 +260,8 @@ def main(argv=None) -> dict:
                         print(label_a, runs[f"t{table}/{noise}/{label_a}/s{seed}"], flush=True)
             if plot_preds:
                 title = f"Table {table}, {'noise-free' if snr is None else f'SNR {snr:g}'} (seed 0)"
-                _scatter(plot_preds, t1, t2, out / f"scatter_t{table}_{noise}.png", title)
-                _error_maps(plot_preds, maps, out / f"error_maps_t{table}_{noise}.png", title)
+                save_figure(plot_predictions(plot_preds, t1, t2, title=title), out / f"scatter_t{table}_{noise}.png")
+                save_figure(plot_error_maps(plot_preds, maps, title=title), out / f"error_maps_t{table}_{noise}.png")
 
     summary = {
         "settings": {

@@ -84,63 +84,15 @@ def _figure_atoms(dictionary, path: Path) -> None:
     plt.close(fig)
 
 
-def _figure_maps(maps, est_t1, est_t2, path: Path, title: str) -> None:
-    """True and estimated T1/T2 of the middle slice and their log errors."""
-    import matplotlib.pyplot as plt
-    import torch
+def _figures(maps, est_t1, est_t2, out: Path, name: str, title: str) -> None:
+    """``maps.png`` (true, estimated and ln-error maps of the middle slice) and ``scatter.png`` (predicted vs true)."""
+    from ..mrf.plot import plot_error_maps, plot_predictions
+    from ..sequence.plot import save_figure
 
-    z = maps.mask.shape[0] // 2
-    mask = maps.mask[z]
-    full = {"T1": torch.zeros(maps.mask.shape), "T2": torch.zeros(maps.mask.shape)}
-    full["T1"][maps.mask] = est_t1.float()
-    full["T2"][maps.mask] = est_t2.float()
-    fig, axes = plt.subplots(2, 3, figsize=(9, 5.6), squeeze=False)
-    for i, (label, true) in enumerate((("T1", maps.t1[z]), ("T2", maps.t2[z]))):
-        est = full[label][z]
-        hi = float(true.max())
-        for j, (name, img, cmap, lo_, hi_) in enumerate(
-            ((f"true {label} [s]", true, "magma", 0, hi), (f"estimated {label} [s]", est, "magma", 0, hi))
-        ):
-            im = axes[i, j].imshow(img.numpy(), origin="lower", cmap=cmap, vmin=lo_, vmax=hi_)
-            axes[i, j].set_title(name, fontsize=9)
-            fig.colorbar(im, ax=axes[i, j], fraction=0.046)
-        err = torch.zeros_like(true)
-        err[mask] = torch.log(est[mask].clamp_min(1e-6)) - torch.log(true[mask])
-        im = axes[i, 2].imshow(err.numpy(), origin="lower", cmap="coolwarm", vmin=-0.5, vmax=0.5)
-        axes[i, 2].set_title(f"ln {label} error", fontsize=9)
-        fig.colorbar(im, ax=axes[i, 2], fraction=0.046)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _figure_scatter(t1, t2, est_t1, est_t2, path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, label, true, est in ((axes[0], "T1", t1, est_t1), (axes[1], "T2", t2, est_t2)):
-        lo, hi = float(true.min()) * 0.7, float(true.max()) * 1.4
-        ax.hexbin(
-            true.numpy(),
-            est.clamp(lo / 3, hi * 3).numpy(),
-            xscale="log",
-            yscale="log",
-            gridsize=50,
-            bins="log",
-            mincnt=1,
-        )
-        ax.plot([lo, hi], [lo, hi], "r-", lw=0.8)
-        ax.set_xlabel(f"true {label} [s]")
-        ax.set_ylabel(f"predicted {label} [s]")
-        ax.set_title(label)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    t1, t2, _ = maps.voxels()
+    preds = {name: (est_t1, est_t2)}
+    save_figure(plot_error_maps(preds, maps, estimates=True, title=title), out / "maps.png")
+    save_figure(plot_predictions(preds, t1, t2, title=title), out / "scatter.png")
 
 
 def _metrics(est_t1, est_t2, t1, t2) -> dict:
@@ -228,8 +180,7 @@ def match_cmd(
     t1, t2, _ = maps.voxels()
     metrics = _metrics(result.t1, result.t2, t1, t2) | {"voxels": int(t1.numel()), "snr": snr, "phantom": phantom}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _figure_maps(maps, result.t1, result.t2, out / "maps.png", f"dictionary matching, {phantom}")
-    _figure_scatter(t1, t2, result.t1, result.t2, out / "scatter.png", "dictionary matching")
+    _figures(maps, result.t1, result.t2, out, "DM", f"dictionary matching, {phantom}")
     typer.echo(f"log-MSE {metrics['log_mse']:.3g} over {metrics['voxels']} voxels → {out}")
 
 
@@ -326,6 +277,5 @@ def evaluate_cmd(
         "test_train": test_train,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _figure_maps(maps, est_t1, est_t2, out / "maps.png", f"{name} on {phantom} ({test_train})")
-    _figure_scatter(t1, t2, est_t1, est_t2, out / "scatter.png", name)
+    _figures(maps, est_t1, est_t2, out, name, f"{name} on {phantom} ({test_train})")
     typer.echo(f"{name}: log-MSE {metrics['log_mse']:.3g} over {metrics['voxels']} voxels → {out}")

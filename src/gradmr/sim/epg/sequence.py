@@ -70,9 +70,9 @@ def _shift(f: torch.Tensor, n: int) -> torch.Tensor:
     if n == 0:
         return f
     size = f.shape[-1]
-    zeros = torch.zeros(f.shape[:-1] + (min(abs(n), size),), dtype=f.dtype, device=f.device)
     if abs(n) >= size:
         return torch.zeros_like(f)
+    zeros = torch.zeros(f.shape[:-1] + (abs(n),), dtype=f.dtype, device=f.device)
     if n > 0:
         return torch.cat([zeros, f[..., :-n]], -1)
     return torch.cat([f[..., -n:], zeros], -1)
