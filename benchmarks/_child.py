@@ -34,3 +34,19 @@ def run_child(script: str, spec: dict, timeout: float, *, thread_vars=("OMP_NUM_
         tail = (out.stderr or "").strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: out of memory?)"]
         return {"error": tail[0][:160]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def status_gb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process [GB] from /proc/self/status; NaN where unavailable.
+
+    The peak is read from ``VmHWM`` rather than ``ru_maxrss``: the latter survives ``execve`` and so starts a child
+    at its parent's resident size (this script's parent holds the compared outputs); ``VmHWM`` belongs to the
+    child's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")

@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _child import run_child  # noqa: E402
+from _child import status_gb as _status_gb  # noqa: E402
 
 T1_RANGE = (0.1, 5.0)
 T2_RANGE = (0.005, 2.5)
@@ -108,22 +109,6 @@ def loop_epg(flip, tr, te, ti, t1: float, t2: float, n_states: int) -> np.ndarra
         fm[-1] = 0
         fp[0] = np.conj(fm[0])
     return out
-
-
-def _status_gb(field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process [GB] from /proc/self/status; NaN where unavailable.
-
-    The peak is read from ``VmHWM`` rather than ``ru_maxrss``: the latter survives ``execve`` and so starts a child
-    at its parent's resident size (this script's parent holds the compared outputs); ``VmHWM`` belongs to the
-    child's own address space.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("nan")
 
 
 def _rss_now_gb() -> float:

@@ -18,6 +18,7 @@ import typer
 
 from .. import __version__
 from .bmapest_cmd import bmapest
+from .diffusion_cmd import diffusion_app
 from .mrf_cmd import mrf_app
 from .phantom_cmd import phantom_app
 from .sequence_cmd import sequence_app
@@ -363,6 +364,7 @@ def _version_callback(value: bool) -> None:
 app.add_typer(phantom_app, name="phantom")
 app.add_typer(sequence_app, name="sequence")
 app.add_typer(mrf_app, name="mrf")
+app.add_typer(diffusion_app, name="diffusion")
 app.command("bmapest")(bmapest)
 
 
