@@ -29,6 +29,14 @@ CYLINDER_R5 = [
     [0.800364, 0.635952, 0.392005, 0.233253, 0.074539, 0.021399],
     [0.984634, 0.969469, 0.939731, 0.910770, 0.855105, 0.728343],
 ]
+# §4: two slabs 5 µm | 5 µm, κ (m/s = µm/µs) → S at (5/10 ms, b = 1000), (b = 3000), (10/100 ms, 1000), (3000)
+TWO_SLABS = {
+    0.0: [0.909945, 0.750243, 0.995303, 0.985970],
+    1e-5: [0.893875, 0.723113, 0.975621, 0.929887],
+    1e-4: [0.787814, 0.545956, 0.938371, 0.823643],
+    1e-3: [0.587623, 0.220560, 0.946534, 0.846216],
+    100.0: [0.546706, 0.151184, 0.952291, 0.862338],
+}
 SPHERE_5_10 = {1000e6: 0.708686, 3000e6: 0.337500}
 
 
@@ -96,15 +104,8 @@ def test_mf_equals_dense_oracle():
 
 def test_permeable_two_slabs_1d():
     """Two slabs 5 µm | 5 µm in 1-D: the whole permeability table of the reference §4 within 1e-5."""
-    table = {
-        0.0: [0.909945, 0.750243, 0.995303, 0.985970],
-        1e-5: [0.893875, 0.723113, 0.975621, 0.929887],
-        1e-4: [0.787814, 0.545956, 0.938371, 0.823643],
-        1e-3: [0.587623, 0.220560, 0.946534, 0.846216],
-        100.0: [0.546706, 0.151184, 0.952291, 0.862338],
-    }
     mesh = geometry.interval((5e-6, 5e-6), 200)
-    for kappa, ref in table.items():
+    for kappa, ref in TWO_SLABS.items():
         res = simulate(
             mesh, compartments(2, permeability=kappa), [SEQS[2], SEQS[3]], [1000e6, 3000e6], [1.0], length_scale=0.5e-6
         )
@@ -222,15 +223,8 @@ def test_eigenbasis_truncation_and_errors():
 
 def test_permeable_slab_stack_3d():
     """The 3-D two-box mesh (808 nodes, gradient ⊥ the shared face) reproduces the §4 table column by column (3e-5)."""
-    table = {
-        0.0: [0.909945, 0.750243, 0.995303, 0.985970],
-        1e-5: [0.893875, 0.723113, 0.975621, 0.929887],
-        1e-4: [0.787814, 0.545956, 0.938371, 0.823643],
-        1e-3: [0.587623, 0.220560, 0.946534, 0.846216],
-        100.0: [0.546706, 0.151184, 0.952291, 0.862338],
-    }
     mesh = geometry.slabs((5e-6, 5e-6), size=(1e-6, 1e-6), n=20, n_lateral=1)
     assert mesh.n_compartments == 2 and len(mesh.interface_facets) > 0
-    for kappa, ref in table.items():
+    for kappa, ref in TWO_SLABS.items():
         res = simulate(mesh, compartments(2, permeability=kappa), [SEQS[2], SEQS[3]], [1000e6, 3000e6], [1, 0, 0])
         assert np.abs(res.signal.numpy() - np.array(ref)).max() < 3e-5, kappa
