@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from meshes import ball, disk, interval
+from meshes import disk, interval
 
+from gradmr.diffusion import geometry
 from gradmr.diffusion.adc import directional_surface, hadc, mf_adc_tensor, sta_adc
 from gradmr.diffusion.assembly import assemble
 from gradmr.diffusion.compartments import compartments
@@ -43,14 +44,17 @@ def test_hadc_and_mf_tensor_match_reference(name, make, direction):
 
 
 def test_sphere_hadc_and_isotropic_tensor():
-    mesh = ball(5e-6, 3)
+    """Ball R = 5 µm, 1331 nodes, PGSE 5/10: HADC and the MF tensor within 1 % of the GPA ADC (measured −0.98 %,
+    −0.38 % at 4913 nodes: the mesh's h² error), and the tensor isotropic."""
+    mesh = geometry.ball(5e-6, nodes=1500)
     tissue = compartments(1)
     fe = assemble(mesh, tissue)
     basis = eigenbasis(fe, diffusivity=D0, length_scale=1e-6, include_flux=False)
     seq, ref = SEQS[2], ADC_REF["sphere"][2]
     tensor = mf_adc_tensor(fe, basis, tissue, seq, mesh.points)[0].numpy() / D0
-    assert np.allclose(tensor, ref * np.eye(3), atol=3e-2 * ref)
-    assert float(hadc(fe, tissue, seq, [0.0, 0.0, 1.0])[0]) / D0 == pytest.approx(ref, rel=3e-2)
+    assert np.allclose(tensor, ref * np.eye(3), rtol=0, atol=1e-2 * ref)
+    assert np.abs(tensor - np.diag(np.diag(tensor))).max() < 1e-6 * ref
+    assert float(hadc(fe, tissue, seq, [0.0, 0.0, 1.0])[0]) / D0 == pytest.approx(ref, rel=1e-2)
 
 
 def test_hadc_free_limit_and_compartments():

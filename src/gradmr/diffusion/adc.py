@@ -78,8 +78,8 @@ def hadc(fe: FEMatrices, tissue: Compartments, sequence, direction, *, n_steps: 
     factors: dict[float, object] = {}
     omega = np.zeros(fe.n)
     acc = np.zeros(tissue.n)  # ∫F h_cᵀω dt per compartment
-    masks = [comp == c for c in range(tissue.n)]
-    prev = np.array([0.0 for _ in masks])
+    h_by_comp = np.stack([h * (comp == c) for c in range(tissue.n)])  # (K, n): each compartment's own boundary
+    prev = np.zeros(tissue.n)
     for i in range(len(t) - 1):
         step = t[i + 1] - t[i]
         key = round(step, 15)
@@ -87,7 +87,7 @@ def hadc(fe: FEMatrices, tissue: Compartments, sequence, direction, *, n_steps: 
             factors[key] = (scipy.sparse.linalg.splu(m + 0.5 * step * k), m - 0.5 * step * k)
         lu, rhs_m = factors[key]
         omega = lu.solve(rhs_m @ omega + 0.5 * step * (big_f[i] + big_f[i + 1]) * src)
-        cur = np.array([big_f[i + 1] * float(h[mk] @ omega[mk]) for mk in masks])
+        cur = big_f[i + 1] * (h_by_comp @ omega)
         acc += 0.5 * step * (prev + cur)
         prev = cur
     vol = _compartment_volumes(fe, tissue.n)

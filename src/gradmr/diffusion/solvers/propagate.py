@@ -30,7 +30,8 @@ class ReducedSystem:
         j: (dim, p, p) real symmetric, m (first moments).
         y0: (p,) initial state (density).
         c: (p,) signal functional: S = cᵀ y(TE).
-        s0: S at b = 0 without relaxation-free assumptions: cᵀ y0 (the total magnetisation Σρ|Ω|).
+
+    :attr:`s0` = cᵀ y0 is the signal at t = 0 (the total magnetisation Σρ|Ω| when Φ spans the constants).
     """
 
     a: torch.Tensor
