@@ -20,7 +20,7 @@ from .assembly import assemble
 from .compartments import Compartments, compartments
 from .mesh import Mesh
 from .simulate import simulate_rows
-from .solvers.mf import eigenbasis
+from .solvers.mf import eigenbasis, length_to_eigenvalue, scaled_basis
 
 __all__ = ["FitResult", "fit_parameters", "fit_radius", "fit_permeability", "radius_mesh"]
 
@@ -96,6 +96,11 @@ def fit_parameters(
     return result
 
 
+#: fit_radius solves its eigenbasis at this multiple of the radius it needs, so that the radii up to it (which a line
+#: search may try) are served by rescaling that basis.
+RADIUS_COVER = 1.25
+
+
 def radius_mesh(geometry: str, nodes: int) -> tuple[Mesh, Callable[[torch.Tensor], Mesh]]:
     """A unit-radius template mesh and the map radius (m) → mesh (an exact scaling; topology fixed)."""
     from . import geometry as geo
@@ -130,8 +135,11 @@ def fit_radius(
     Args:
         b: (S,) b-values in s/m²; direction: (S, 3) gradient directions (for a cylinder, ⊥ its axis: gz = 0);
         signal: (S,) measured S/S(b=0); sequences: one sequence or a list, with ``sequence_index`` (S,) choosing
-        each row's. The model is the matrix formalism on a ``mesh_nodes`` mesh; its eigenbasis is recomputed at the
-        current radius every iteration (for a pure rescaling the frozen-basis gradient is then exact).
+        each row's. The model is the matrix formalism on a ``mesh_nodes`` mesh. A change of radius is a pure rescaling,
+        so the eigenbasis is solved at 1.25× the radius first needed (a larger ball has more modes below λ_max, so
+        the basis then covers every radius up to that one; solved again only when the fit goes beyond it) and mapped
+        to the current radius exactly by
+        :func:`~gradmr.diffusion.solvers.mf.scaled_basis`; the frozen-basis gradient is exact for it.
     """
     seqs = sequences if isinstance(sequences, list | tuple) else [sequences]
     b = torch.as_tensor(b, dtype=torch.float64).reshape(-1)
@@ -141,11 +149,16 @@ def fit_radius(
     template, at = radius_mesh(geometry, mesh_nodes)
     dirs = dirs[:, : template.dim]
     tissue = compartments(1, diffusivity=diffusivity)
-    state = {}
+    state = {"source": None, "source_radius": 0.0}
+    lam_max = length_to_eigenvalue(length_scale, diffusivity)
 
     def refresh(values):
-        mesh = at(torch.tensor(values["radius"], dtype=torch.float64))
-        state["basis"] = eigenbasis(assemble(mesh, tissue), diffusivity=diffusivity, length_scale=length_scale)
+        radius = float(values["radius"])
+        if radius > state["source_radius"]:
+            state["source_radius"] = RADIUS_COVER * radius
+            mesh = at(torch.tensor(state["source_radius"], dtype=torch.float64))
+            state["source"] = eigenbasis(assemble(mesh, tissue), diffusivity=diffusivity, length_scale=length_scale)
+        state["basis"] = scaled_basis(state["source"], radius / state["source_radius"], template.dim, lam_max)
 
     def predict(p):
         mesh = at(p["radius"])

@@ -1,7 +1,8 @@
 """Matrix formalism: the Bloch–Torrey system in a truncated basis of Laplace eigenfunctions.
 
-The eigenproblem (K + Q) φ = λ M φ is solved outside autograd — SciPy ``eigsh`` in shift-invert mode for large
-meshes, dense ``scipy.linalg.eigh`` for small ones — and truncated by a length scale ℓ: modes with
+The eigenproblem (K + Q) φ = λ M φ is solved outside autograd — by block shift-invert Lanczos
+(:mod:`gradmr.diffusion.solvers.eigen`, with an exact mode count from Sylvester's inertia) for large meshes, dense
+``scipy.linalg.eigh`` for small ones, SciPy's ``eigsh`` on request — and truncated by a length scale ℓ: modes with
 λ ≤ π² D_max / ℓ² are kept (ℓ = 1 µm keeps ≈ 150–230 modes of a 5 µm ball). The signal is then propagated exactly in
 that basis (:func:`gradmr.diffusion.solvers.propagate.propagate`), batched over b-values, directions and sequences.
 
@@ -14,6 +15,7 @@ optimiser steps.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +24,15 @@ import scipy.sparse.linalg
 import torch
 
 from ..assembly import FEMatrices
+from .eigen import lowest_eigenpairs
 from .propagate import propagate, reduce
 
-__all__ = ["ModalBasis", "eigenbasis", "length_to_eigenvalue", "mf_signal"]
+__all__ = ["ModalBasis", "eigenbasis", "length_to_eigenvalue", "mf_signal", "scaled_basis"]
 
 #: Meshes up to this many nodes use the dense generalised eigensolver.
 DENSE_EIGEN_MAX_NODES = 500
+#: Block size of the Lanczos eigen-solve (fewer total solves than larger blocks, still BLAS-3 in the solves).
+EIGEN_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -56,24 +61,6 @@ def length_to_eigenvalue(length_scale: float, diffusivity: float) -> float:
     return math.pi**2 * diffusivity / length_scale**2
 
 
-def _weyl_estimate(fe: FEMatrices, lam: float, diffusivity: float) -> int:
-    """Neumann eigenvalues below λ by Weyl's law with its boundary term, N ≈ c_d V k^d + A k^(d−1)/(2^(d+1)π^(d−2)…).
-
-    The area A is bounded below by the isoperimetric inequality (exact for a ball), so the count errs low for other
-    shapes and :func:`eigenbasis` then enlarges its request.
-    """
-    vol = float(fe.weights.detach().sum())
-    d = fe.dim
-    k = math.sqrt(lam / diffusivity)
-    if d == 1:
-        return int(vol * k / math.pi + 1)
-    if d == 2:
-        perimeter = 2.0 * math.sqrt(math.pi * vol)
-        return int(vol * k**2 / (4 * math.pi) + perimeter * k / (4 * math.pi))
-    area = (36.0 * math.pi * vol**2) ** (1.0 / 3.0)
-    return int(vol * k**3 / (6 * math.pi**2) + area * k**2 / (16 * math.pi))
-
-
 def eigenbasis(
     fe: FEMatrices,
     *,
@@ -90,7 +77,10 @@ def eigenbasis(
         diffusivity: the D (m²/s) that converts ``length_scale`` to an eigenvalue (use the largest in the model).
         length_scale: ℓ in m; smaller keeps more modes (more accurate, slower).
         include_flux: include the membrane term Q (False: the compartments' Neumann eigenfunctions, as HADC needs).
-        method: ``"dense"`` (scipy ``eigh``), ``"sparse"`` (``eigsh`` shift-invert) or ``"auto"``.
+        method: ``"dense"`` (scipy ``eigh``), ``"sparse"`` (block shift-invert Lanczos,
+            :func:`gradmr.diffusion.solvers.eigen.lowest_eigenpairs`), ``"arpack"`` (SciPy ``eigsh`` shift-invert,
+            one vector at a time; slower, kept as a cross-check) or ``"auto"`` (dense up to
+            :data:`DENSE_EIGEN_MAX_NODES` nodes, else sparse).
         max_modes: refuse to compute more modes than this (raise; increase ``length_scale``).
     """
     if length_scale <= 0 or not math.isfinite(length_scale):
@@ -108,26 +98,25 @@ def eigenbasis(
         keep = w <= lam_max
         w, v = w[keep], v[:, keep]
     elif method == "sparse":
-        k = min(max(_weyl_estimate(fe, lam_max, diffusivity) + 20, 30), n - 2)
-        shift = -1e-3 * lam_max
-        while True:
-            if k > max_modes:
-                raise ValueError(
-                    f"length_scale {length_scale:g} m needs more than max_modes={max_modes} modes; increase it"
-                )
-            w, v = scipy.sparse.linalg.eigsh(a, k=k, M=m, sigma=shift, which="LM")
-            if w.max() > lam_max or k >= n - 2:
-                break
-            k = min(int(1.5 * k), n - 2)
-        order = np.argsort(w)
-        w, v = w[order], v[:, order]
-        keep = w <= lam_max
-        w, v = w[keep], v[:, keep]
+        # the mode count is known exactly before any iteration (inertia), so max_modes is checked up front
+        # identical disconnected compartments repeat every eigenvalue; a block at least that wide finds all copies
+        block = max(EIGEN_BLOCK, int(fe.node_compartment.max()) + 1 + 4)
+        try:
+            w, v, _ = lowest_eigenpairs(a, m, lam_max, max_count=max_modes, block=block)
+        except ValueError as err:
+            raise ValueError(
+                f"length_scale {length_scale:g} m needs more than max_modes={max_modes} modes ({err}); increase it"
+            ) from err
+        except RuntimeError as err:  # not converged within its basis budget: ARPACK is slower but has restarts
+            warnings.warn(f"block Lanczos eigen-solve failed ({err}); falling back to eigsh", stacklevel=2)
+            w, v = _arpack(a, m, lam_max, fe, diffusivity, max_modes)
+    elif method == "arpack":
+        w, v = _arpack(a, m, lam_max, fe, diffusivity, max_modes)
     else:
-        raise ValueError(f"method must be 'auto', 'dense' or 'sparse', got {method!r}")
+        raise ValueError(f"method must be 'auto', 'dense', 'sparse' or 'arpack', got {method!r}")
     if len(w) > max_modes:
         raise ValueError(f"length_scale {length_scale:g} m keeps {len(w)} > max_modes={max_modes} modes")
-    # M-orthonormalise (eigsh returns M-orthonormal vectors up to round-off; make it exact)
+    # M-orthonormalise (the solvers return M-orthonormal vectors up to round-off; make it exact)
     gram = v.T @ (m @ v)
     chol = np.linalg.cholesky(0.5 * (gram + gram.T))
     v = np.linalg.solve(chol, v.T).T
@@ -136,6 +125,33 @@ def eigenbasis(
         eigenvalues=torch.as_tensor(np.maximum(w, 0.0), dtype=torch.float64),
         eigenvalue_max=lam_max,
         length_scale=length_scale,
+    )
+
+
+def scaled_basis(basis: ModalBasis, scale: float, dim: int, eigenvalue_max: float | None = None) -> ModalBasis:
+    """The eigenbasis of the same mesh with every coordinate multiplied by ``scale`` — no eigen-solve.
+
+    Under x → s·x the mass matrix scales by s^d and the stiffness by s^(d−2), so λ → λ/s² and the M-orthonormal
+    φ → φ·s^(−d/2) (the flux term Q scales by s^(d−1), so this holds for impermeable meshes only). Modes are kept up
+    to ``eigenvalue_max`` (default: the basis's own). Shrinking raises every eigenvalue, so a basis solved for the
+    largest scale an optimiser may visit serves every smaller one exactly, as a recomputation would; asking for a
+    larger scale than the basis covers raises.
+    """
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be positive and finite, got {scale}")
+    lam_max = basis.eigenvalue_max if eigenvalue_max is None else float(eigenvalue_max)
+    if lam_max * scale**2 > basis.eigenvalue_max * (1 + 1e-12):
+        raise ValueError(
+            f"the basis holds modes up to λ = {basis.eigenvalue_max:g} 1/s; at scale {scale:g} it would need "
+            f"{lam_max * scale**2:g} (compute it at a smaller scale)"
+        )
+    eigenvalues = basis.eigenvalues / scale**2
+    keep = eigenvalues <= lam_max
+    return ModalBasis(
+        phi=basis.phi[:, keep] * scale ** (-dim / 2),
+        eigenvalues=eigenvalues[keep],
+        eigenvalue_max=lam_max,
+        length_scale=basis.length_scale * math.sqrt(basis.eigenvalue_max / lam_max) if lam_max > 0 else math.inf,
     )
 
 
@@ -152,3 +168,41 @@ def mf_signal(
     Differentiable in ``fe`` through the frozen-basis projection.
     """
     return propagate(reduce(fe, basis.phi), q, direction, durations, values)
+
+
+def _arpack(a, m, lam_max: float, fe: FEMatrices, diffusivity: float, max_modes: int):
+    """Eigenpairs λ ≤ λ_max by ``eigsh`` shift-invert, enlarging the request until one exceeds λ_max."""
+    n = fe.n
+    k = min(max(_weyl_estimate(fe, lam_max, diffusivity) + 20, 30), n - 2)
+    shift = -1e-3 * lam_max
+    while True:
+        if k > max_modes:
+            raise ValueError(
+                f"λ_max = {lam_max:g} 1/s needs more than max_modes={max_modes} modes; increase length_scale"
+            )
+        w, v = scipy.sparse.linalg.eigsh(a, k=k, M=m, sigma=shift, which="LM")
+        if w.max() > lam_max or k >= n - 2:
+            break
+        k = min(int(1.5 * k), n - 2)
+    order = np.argsort(w)
+    w, v = w[order], v[:, order]
+    keep = w <= lam_max
+    return w[keep], v[:, keep]
+
+
+def _weyl_estimate(fe: FEMatrices, lam: float, diffusivity: float) -> int:
+    """Neumann eigenvalues below λ by Weyl's law with its boundary term, N ≈ c_d V k^d + A k^(d−1)/(2^(d+1)π^(d−2)…).
+
+    The area A is bounded below by the isoperimetric inequality (exact for a ball), so the count errs low for other
+    shapes and :func:`eigenbasis` then enlarges its request.
+    """
+    vol = float(fe.weights.detach().sum())
+    d = fe.dim
+    k = math.sqrt(lam / diffusivity)
+    if d == 1:
+        return int(vol * k / math.pi + 1)
+    if d == 2:
+        perimeter = 2.0 * math.sqrt(math.pi * vol)
+        return int(vol * k**2 / (4 * math.pi) + perimeter * k / (4 * math.pi))
+    area = (36.0 * math.pi * vol**2) ** (1.0 / 3.0)
+    return int(vol * k**3 / (6 * math.pi**2) + area * k**2 / (16 * math.pi))
