@@ -4,7 +4,8 @@ A ball of R = 5 µm (D = 2e-9 m²/s) at ≈ 1.5k, 5k, 20k and 45k nodes. Each si
 (``--threads`` threads; peak RSS = that process's ``VmHWM``):
 
 - assembly: all FE matrices (M, K, Q, R, J, boundary flux) in torch, with autograd on the vertices;
-- eigen: the Laplace eigenbasis with ℓ = 1 µm (``eigsh`` shift-invert), modes kept;
+- eigen: the Laplace eigenbasis with ℓ = 1 µm by our block shift-invert Lanczos (``method="sparse"``), modes kept;
+  and, in the same process, SciPy's ``eigsh`` shift-invert (ARPACK, ``method="arpack"``) as the peer, as a ratio;
 - MF: 4 sequences (PGSE 5/10 ms, PGSE 10/100 ms, double PGSE 5/10 ms, PGSE 30/40 ms) × 20 b-values
   (0…10000 s/mm²) × 3 directions = 240 signals, eigenbasis reused;
 - BTPDE: 2 signals (PGSE 5/10 ms, b = 1000 and 3000 s/mm², dt = 50 µs, 300 steps), solver ``auto``;
@@ -61,6 +62,14 @@ def child(spec: dict) -> dict:
     basis = eigenbasis(fe_d, diffusivity=2e-9, length_scale=1e-6)
     out["eigen_s"] = time.perf_counter() - t0
     out["modes"] = basis.n_modes
+    if spec.get("arpack", True):
+        t0 = time.perf_counter()
+        peer = eigenbasis(fe_d, diffusivity=2e-9, length_scale=1e-6, method="arpack")
+        out["arpack_s"] = time.perf_counter() - t0
+        out["arpack_modes"] = peer.n_modes
+        if peer.n_modes == basis.n_modes:
+            out["eigen_max_diff"] = float((peer.eigenvalues - basis.eigenvalues).abs().max() / basis.eigenvalue_max)
+        del peer
     seqs = [PGSE(5e-3, 10e-3), PGSE(10e-3, 100e-3), DoublePGSE(5e-3, 10e-3), PGSE(30e-3, 40e-3)]
     b = np.linspace(0, 10000e6, 20)
     dirs = np.eye(3)
@@ -103,6 +112,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sizes", default="1500,5000,20000,45000")
     p.add_argument("--quick", action="store_true", help="one small mesh, for a smoke run")
+    p.add_argument("--no-arpack", action="store_true", help="skip the eigsh (ARPACK) comparison")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -114,17 +124,24 @@ def main(argv=None) -> None:
     rows = []
     for n in sizes:
         print(f"ball ≈ {n} nodes …", flush=True)
-        r = run_child(__file__, {"nodes": n, "threads": args.threads}, args.timeout)
+        r = run_child(__file__, {"nodes": n, "threads": args.threads, "arpack": not args.no_arpack}, args.timeout)
         print(r, flush=True)
         if "error" in r:
-            rows.append(f"| ≈{n} | | | | | | | | | | error: {r['error']} |")
+            rows.append(f"| ≈{n} | | | | | | | | | | | error: {r['error']} |")
             continue
         anchor = EIGEN_ANCHOR_S.get(n)
         ratio = f"{r['eigen_s'] / anchor:.2f}×" if anchor else ""
         full = r["eigen_s"] + r["mf_s"]
         pg = r["mf_pgse_b1000_b3000"]
+        if "arpack_s" in r:
+            diff = r.get("eigen_max_diff")
+            peer = f"{r['arpack_s']:.2f} s ({r['arpack_s'] / r['eigen_s']:.1f}× ours" + (
+                f"; max Δλ/λ_max {diff:.0e})" if diff is not None else f"; {r['arpack_modes']} modes)"
+            )
+        else:
+            peer = ""
         rows.append(
-            f"| {r['nodes']} | {r['cells']} | {r['assembly_s']:.3f} s | {r['eigen_s']:.2f} s ({ratio}) | "
+            f"| {r['nodes']} | {r['cells']} | {r['assembly_s']:.3f} s | {r['eigen_s']:.2f} s ({ratio}) | {peer} | "
             f"{r['modes']} | {r['mf_s']:.2f} s | {full:.2f} s | {r['btpde_s']:.2f} s ({r['btpde_solver']}) | "
             f"{r['grad_s']:.2f} s | {r['peak_gb']:.2f} | S(1000, 3000 s/mm²) MF {pg[0]:.6f} / {pg[1]:.6f}, "
             f"BTPDE {r['btpde_signal'][0]:.6f} / {r['btpde_signal'][1]:.6f} (exact 0.708686 / 0.337500) |"
@@ -144,11 +161,12 @@ def main(argv=None) -> None:
             "MF: 4 sequences × 20 b × 3 directions = 240 signals (PGSE 5/10, PGSE 10/100, double PGSE 5/10, "
             "PGSE 30/40); eigen: ℓ = 1 µm; BTPDE: 2 signals, PGSE 5/10, dt = 50 µs; "
             "gradient: Σ of 60 PGSE signals w.r.t. R, forward + backward with the basis given",
-            "eigen ratio: ours / the issue's prototype anchor (0.4 / 1.7 / 14 / 33 s); full set = eigen + MF",
+            "eigen ratio: ours / the issue's prototype anchor (0.4 / 1.7 / 14 / 33 s); full set = eigen + MF; "
+            "eigsh: SciPy's ARPACK shift-invert on the same pencil and λ_max, same process, as a ratio to ours",
             "peak RSS = VmHWM of the size's process",
         ],
-        header="| nodes | cells | assembly | eigen (vs anchor) | modes | MF 240 signals | full set | BTPDE 2 signals "
-        "| radius gradient | peak RSS GB | signals |",
+        header="| nodes | cells | assembly | eigen (vs anchor) | eigsh peer | modes | MF 240 signals | full set "
+        "| BTPDE 2 signals | radius gradient | peak RSS GB | signals |",
         rows=rows,
     )
 
