@@ -181,3 +181,21 @@ def test_methods_agree_and_bad_method():
     with pytest.raises(ValueError, match="method"):
         propagate(system, q, d, dur, val, method="pade")
     assert np.isfinite(out["auto"].numpy()).all()
+
+
+def test_many_intervals_use_krylov_in_an_eigenbasis(monkeypatch):
+    """cos-OGSE (n = 2, 40 intervals per lobe) on 120 modes: auto takes the Krylov action, equal to Taylor to 1e-10."""
+    from gradmr.diffusion import CosOGSE
+
+    system = synthetic(120)
+    seq = CosOGSE(10e-3, 11e-3, 2)
+    q, d = encodings(seq, n_b=4)
+    dur, val = seq.intervals(40)
+    assert len({(t, abs(f)) for t, f in zip(dur, val, strict=True) if f != 0}) > P.MAX_EXPONENTIALS
+    calls = []
+    original = P._krylov_apply
+    monkeypatch.setattr(P, "_krylov_apply", lambda *a, **k: calls.append(1) or original(*a, **k))
+    auto = propagate(system, q, d, dur, val)
+    assert calls
+    ref = propagate(system, q, d, dur, val, method="taylor")
+    assert torch.abs(auto - ref).max() < 1e-10 * torch.abs(ref).max()
