@@ -199,3 +199,20 @@ def test_many_intervals_use_krylov_in_an_eigenbasis(monkeypatch):
     assert calls
     ref = propagate(system, q, d, dur, val, method="taylor")
     assert torch.abs(auto - ref).max() < 1e-10 * torch.abs(ref).max()
+
+
+@pytest.mark.parametrize("order", ["csr", "shuffled"])
+def test_gradcheck_projection(order):
+    """gradcheck of Φᵀ A Φ in A's values: the sampled-product backward (row-major pattern) and the gather fallback."""
+    fe = assemble(geometry.ball(1.0, 2), compartments(1))  # 27 nodes
+    rows, cols = fe.rows, fe.cols
+    if order == "shuffled":
+        perm = torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))
+        rows, cols = rows[perm], cols[perm]
+    assert (P._csr_rows(rows, cols, fe.n) is None) == (order == "shuffled")
+    phi = torch.randn(fe.n, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    values = torch.randn(2, rows.shape[0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: P._Project.apply(v, rows, cols, fe.n, phi), (values,))
+    dense = torch.zeros(2, fe.n, fe.n, dtype=torch.float64)
+    dense[:, rows, cols] = values.detach()
+    assert torch.allclose(P._Project.apply(values, rows, cols, fe.n, phi), phi.T @ dense @ phi, atol=1e-12)
