@@ -155,8 +155,8 @@ def reduce(fe: FEMatrices, phi: torch.Tensor | None = None) -> ReducedSystem:
     return ReducedSystem(a=a_t, j=j_t, y0=y0, c=c)
 
 
-#: Above this many distinct (duration, |f|) intervals (smooth profiles such as cos-OGSE in 2 × 1000 pieces), the
-#: intervals are applied to the state by a Taylor series instead of one matrix exponential each.
+#: Above this many distinct (duration, |f|) intervals (smooth profiles such as cos-OGSE in 2 × 200 pieces), ``auto``
+#: applies the intervals to the state (Krylov action, or Taylor series) instead of one matrix exponential each.
 MAX_EXPONENTIALS = 16
 
 
