@@ -1,4 +1,4 @@
-"""BTPDE θ-method solver: discrete-adjoint gradients, exact invariances, 1-D slab references, LU vs BiCGStab."""
+"""BTPDE θ-method solver: discrete-adjoint gradients, exact invariances, 1-D slab references, LU vs iterative."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _tiny_fe():
     return assemble(mesh, compartments(2, t2=[0.05, 0.08], density=1.0, permeability=1e-5))
 
 
-@pytest.mark.parametrize("solver", ["lu", "bicgstab"])
+@pytest.mark.parametrize("solver", ["lu", "bicgstab", "ilu"])
 def test_gradcheck_all_inputs(solver):
     """torch.autograd.gradcheck (real and imaginary parts) in every input, on a 12-node two-compartment mesh."""
     fe = _tiny_fe()
@@ -87,8 +87,8 @@ def test_gradcheck_all_inputs(solver):
     inputs = [a.clone().requires_grad_() for a in [*args, q, d]]
     signal = fn(*inputs)
     assert (signal.imag.abs() > 1e-2 * signal.abs()).all()  # a non-trivial complex signal
-    # full Jacobian with LU; the random-projection check for BiCGStab keeps the test fast
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6, fast_mode=solver == "bicgstab")
+    # full Jacobian with LU; the random-projection check for the iterative solvers keeps the test fast
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6, fast_mode=solver != "lu")
 
 
 def _loss(fe, q, direction, seq, a, dt, **kw):
@@ -148,22 +148,53 @@ def test_adjoint_matches_finite_differences_geometry_and_tissue():
         assert abs(ad - fd) <= 1e-5 * abs(fd), (name, ad, fd)
 
 
-def test_lu_and_bicgstab_agree_signal_and_gradient():
-    """Both solvers give the same signal and adjoint gradient (BiCGStab to its 1e-12 residual, accumulated)."""
+@pytest.mark.parametrize("solver", ["bicgstab", "ilu"])
+def test_lu_and_iterative_agree_signal_and_gradient(solver):
+    """The iterative solvers give LU's signal and adjoint gradient (to their 1e-12 residual, accumulated)."""
     mesh = two_boxes()
     delta, big_delta = 5e-3, 10e-3
     seq = pgse(delta, big_delta)
     q = q_of_b([1000.0, 3000.0], delta, big_delta)
     out = {}
-    for solver in ("lu", "bicgstab"):
+    for name in ("lu", solver):
         diff = torch.tensor([2e-9, 1e-9], dtype=F64, requires_grad=True)
         fe = assemble(mesh, compartments(2, diffusivity=diff, permeability=1e-4, t2=0.05))
-        s = btpde_signal(fe, q, [1.0, 0.0, 0.0], *seq[:2], dt=1e-4, solver=solver)
+        s = btpde_signal(fe, q, [1.0, 0.0, 0.0], *seq[:2], dt=1e-4, solver=name)
         (s.real.sum() + s.imag.sum()).backward()
-        out[solver] = (s.detach(), diff.grad.clone())
-    (s_lu, g_lu), (s_it, g_it) = out["lu"], out["bicgstab"]
+        out[name] = (s.detach(), diff.grad.clone())
+    (s_lu, g_lu), (s_it, g_it) = out["lu"], out[solver]
     assert float((s_lu - s_it).abs().max() / s_lu.abs().max()) < 1e-10
     assert float((g_lu - g_it).abs().max() / g_lu.abs().max()) < 1e-9
+
+
+@pytest.mark.parametrize("n_dirs", [2, 5])
+def test_ilu_batches_mixed_encodings_like_lu(n_dirs):
+    """solver="ilu" steps every encoding of an interval in one batch: q = 0 columns, several q per direction, and
+    either one J_u per direction (≤ dim directions) or the dim J_k with per-column weights (more directions); the
+    signals and the adjoint gradients in q, direction and vertex positions equal LU's. Non-PGSE profile with
+    unequal intervals (two step lengths, so two shared preconditioners), checkpointed backward."""
+    mesh = two_boxes(7, 4, 4)
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(n_dirs, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    d_all = np.repeat(dirs, 2, axis=0)  # two q per direction
+    q_all = np.tile([0.0, 6e5], n_dirs) + np.repeat(np.arange(n_dirs) * 1e5, 2)
+    out = {}
+    for name in ("lu", "ilu"):
+        pts = mesh.points.detach().clone().requires_grad_()
+        fe = assemble(mesh.with_points(pts), compartments(2, permeability=1e-4, t2=[0.05, 0.1]))
+        q = torch.tensor(q_all, dtype=F64, requires_grad=True)
+        d = torch.tensor(d_all, dtype=F64, requires_grad=True)
+        stats = {}
+        s = btpde_signal(
+            fe, q, d, [3e-3, 2.5e-3, 3e-3], [1.0, 0.0, -0.6], dt=2e-4, solver=name, checkpoint_every=4, stats=stats
+        )
+        (s.real.sum() - 2 * s.imag.sum()).backward()
+        out[name] = (s.detach(), q.grad, d.grad, pts.grad)
+        if name == "ilu":
+            assert stats["factorisations"] == 3 and stats["preconditioners"] == 2
+    for a, b in zip(out["lu"], out["ilu"], strict=True):
+        assert float((a - b).abs().max() / a.abs().max()) < 1e-10
 
 
 def test_checkpointing_gives_the_same_gradient(monkeypatch):
