@@ -216,3 +216,23 @@ def test_gradcheck_projection(order):
     dense = torch.zeros(2, fe.n, fe.n, dtype=torch.float64)
     dense[:, rows, cols] = values.detach()
     assert torch.allclose(P._Project.apply(values, rows, cols, fe.n, phi), phi.T @ dense @ phi, atol=1e-12)
+
+
+def test_krylov_runs_on_one_thread_and_restores_the_setting():
+    """The Krylov rounds run on one intra-op thread (faster here); the caller's thread count is restored after."""
+    system = synthetic(60)
+    seq = PGSE(5e-3, 10e-3)
+    q, d = encodings(seq)
+    dur, val = seq.intervals()
+    ref = propagate(system, q, d, dur, val, method="krylov")
+    torch.set_num_threads(2)  # the autouse fixture restores the original count afterwards
+    seen = []
+    original = P._krylov_rounds
+    P._krylov_rounds = lambda *a, **k: seen.append(torch.get_num_threads()) or original(*a, **k)
+    try:
+        out = propagate(system, q, d, dur, val, method="krylov")
+    finally:
+        P._krylov_rounds = original
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
+    assert torch.abs(out - ref).max() < 1e-13 * torch.abs(ref).max()

@@ -385,6 +385,24 @@ def _gradient_piece(grads, w, jt, forward, sub, gamma, basis_a, hess_a, h, t_b) 
         g_w[sub] -= (lhs[:, :, :, None] * jv).sum((1, 2, 4))
 
 
+def _one_thread(fn):
+    """Run ``fn`` on one intra-op thread: the Krylov rounds are thousands of small products, which a second thread
+    slows down (240 encodings, 296 modes: 4.0–4.3 s on one thread, 5.2–8.0 s on two, same machine and run)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return fn(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
 class _KrylovAction(torch.autograd.Function):
     """x ← exp(−τÂ) x for rows x (S, 2p), Â the real form of a + i Σ_k w_k j_k; backward by the adjoint.
 
@@ -396,6 +414,7 @@ class _KrylovAction(torch.autograd.Function):
     """
 
     @staticmethod
+    @_one_thread
     def forward(ctx, a, j, w, x, tau, tol, m):
         records = []
         x_out = _krylov_rounds(
@@ -414,6 +433,7 @@ class _KrylovAction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @_one_thread
     def backward(ctx, grad):
         a, j, w = ctx.saved_tensors
         need_w = ctx.needs_input_grad[2]
