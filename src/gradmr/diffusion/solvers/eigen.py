@@ -8,8 +8,9 @@ re-orthogonalisation. Here the same Krylov space is grown a block of ``block`` v
    dissection ordering from METIS (:mod:`pymetis`) when it is installed — about half the fill of SuperLU's minimum
    degree orderings on 3-D meshes — else SuperLU's ``MMD_AT_PLUS_A``;
 2. block Lanczos on T = S⁻¹M, which is self-adjoint in the M inner product and maps λ to θ = 1/(λ − σ): each step is
-   one multi-right-hand-side solve (BLAS-3 in SuperLU's supernodes) and a full M-re-orthogonalisation against the
-   whole basis, twice (BLAS-3);
+   one multi-right-hand-side solve (BLAS-3 in SuperLU's supernodes; the columns split over worker threads, as
+   SuperLU releases the GIL) and a full M-re-orthogonalisation against the whole basis (rows split over the
+   threads), repeated only for a column that lost most of its norm (Daniel–Gragg–Kaufman–Stewart);
 3. the projected matrix is block tridiagonal and comes for free from the orthogonalisation coefficients; its Ritz
    pairs give the standard Lanczos residual estimate ‖B_{j+1} s_last‖ without forming any vector. Iteration stops
    when every Ritz pair with λ ≤ λ_max (and the next ``guard`` ones) has a relative residual below ``tol``;
@@ -19,8 +20,10 @@ re-orthogonalisation. Here the same Krylov space is grown a block of ``block`` v
    of an LDLᵀ factorisation of K − λ_max M. If the Krylov space has missed a mode, iteration continues; if the count
    cannot be read (a pivot was needed) it is skipped and reported in ``info``.
 
-A thick restart is not implemented: the basis grows to ``max_basis`` columns (default: enough for ≈ 6× the wanted
-modes), which on the meshes this project targets is a few hundred MB; beyond it :func:`lowest_eigenpairs` raises.
+The dense algebra runs on one BLAS thread (OpenBLAS threads on top of the worker threads made it slower). A thick
+restart is not implemented: the basis grows to ``max_basis`` columns (default 10× the inertia count + 4 blocks; in
+practice ≈ 3.7× the wanted modes, 436 MB at 45k nodes); beyond it :func:`lowest_eigenpairs` raises RuntimeError
+(and :func:`~gradmr.diffusion.solvers.mf.eigenbasis` falls back to ``eigsh``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import scipy.sparse.linalg as spla
 import torch
 from threadpoolctl import threadpool_limits
 
+#: Default Lanczos block size: 16 needed the fewest solves at 5k–20k nodes (928 vs 1536 with 64 at 5k nodes).
+DEFAULT_BLOCK = 16
 #: Below this many unknowns the pencil is solved densely (scipy ``eigh``).
 DENSE_MAX_NODES = 500
 #: A Krylov basis of about this many times the wanted modes is needed; beyond n, solve densely instead.
@@ -46,7 +51,15 @@ DENSE_SHARE_MAX_NODES = 6000
 #: Re-orthogonalise a Lanczos block a second time when a column lost more than this fraction of its M-norm.
 REORTHOGONALISE_BELOW = 0.7071
 
-__all__ = ["DENSE_MAX_NODES", "EigenInfo", "SymmetricFactor", "fill_reducing_order", "factorize", "lowest_eigenpairs"]
+__all__ = [
+    "DEFAULT_BLOCK",
+    "DENSE_MAX_NODES",
+    "EigenInfo",
+    "SymmetricFactor",
+    "fill_reducing_order",
+    "factorize",
+    "lowest_eigenpairs",
+]
 
 
 def fill_reducing_order(matrix: sp.spmatrix) -> np.ndarray | None:
@@ -223,31 +236,19 @@ def _rows_matmul(a: np.ndarray, b: np.ndarray, pool, workers: int) -> np.ndarray
 
 
 def _ritz(alphas, betas, theta_min):
-    """Eigenpairs θ ≥ theta_min (descending) of the block tridiagonal matrix, banded solver when β's are triangular."""
+    """Eigenpairs θ ≥ theta_min (descending) of the block tridiagonal matrix with blocks alphas and betas.
+
+    Dense (subset) eigh: SciPy's banded solver with vectors was slower at these sizes (≤ ~1500).
+    """
     b = alphas[0].shape[0]
     size = len(alphas) * b
-    if False:
-        band = np.zeros((b + 1, size))
-        for i, a_i in enumerate(alphas):
-            for d in range(b):
-                band[d, i * b : (i + 1) * b - d] = np.diagonal(a_i, -d)
-        for i, b_i in enumerate(betas):
-            # T[(i+1)b + r, i b + c] = b_i[r, c], c ≥ r: offset d = b + r − c ∈ [1, b]
-            for d in range(1, b + 1):
-                r = np.arange(d)
-                c = r + b - d
-                band[d, i * b + c] = b_i[r, c]
-        theta, vecs = scipy.linalg.eig_banded(
-            band, lower=True, select="v", select_range=(theta_min, np.inf), check_finite=False
-        )
-    else:
-        t_mat = np.zeros((size, size))
-        for i, a_i in enumerate(alphas):
-            t_mat[i * b : (i + 1) * b, i * b : (i + 1) * b] = a_i
-        for i, b_i in enumerate(betas):
-            t_mat[(i + 1) * b : (i + 2) * b, i * b : (i + 1) * b] = b_i
-            t_mat[i * b : (i + 1) * b, (i + 1) * b : (i + 2) * b] = b_i.T
-        theta, vecs = scipy.linalg.eigh(t_mat, subset_by_value=(theta_min, np.inf), check_finite=False)
+    t_mat = np.zeros((size, size))
+    for i, a_i in enumerate(alphas):
+        t_mat[i * b : (i + 1) * b, i * b : (i + 1) * b] = a_i
+    for i, b_i in enumerate(betas):
+        t_mat[(i + 1) * b : (i + 2) * b, i * b : (i + 1) * b] = b_i
+        t_mat[i * b : (i + 1) * b, (i + 1) * b : (i + 2) * b] = b_i.T
+    theta, vecs = scipy.linalg.eigh(t_mat, subset_by_value=(theta_min, np.inf), check_finite=False)
     return theta[::-1], vecs[:, ::-1]
 
 
@@ -256,7 +257,7 @@ def lowest_eigenpairs(
     mass: sp.spmatrix,
     eigenvalue_max: float,
     *,
-    block: int = 64,
+    block: int = DEFAULT_BLOCK,
     tol: float = 1e-8,
     guard: int = 4,
     max_basis: int | None = None,
@@ -271,8 +272,8 @@ def lowest_eigenpairs(
         stiffness: K (n, n), sparse symmetric, positive semi-definite (1/s units with M in m³ scale alike).
         mass: M (n, n), sparse symmetric positive definite.
         eigenvalue_max: λ_max (same units as K/M eigenvalues, 1/s here); > 0.
-        block: Lanczos block size (≥ the largest eigenvalue multiplicity for a clean start; 64 is ample for
-            FE meshes, whose symmetry is broken anyway).
+        block: Lanczos block size, ≥ the largest eigenvalue multiplicity (identical disconnected compartments
+            repeat eigenvalues); default :data:`DEFAULT_BLOCK`.
         tol: relative Lanczos residual ‖T x − θ x‖_M / θ at which a Ritz pair counts as converged.
         guard: how many Ritz pairs above λ_max must also converge (so that no wanted mode hides behind the cut).
         max_basis: largest basis (columns) before giving up (RuntimeError); default

@@ -24,15 +24,15 @@ import scipy.sparse.linalg
 import torch
 
 from ..assembly import FEMatrices
-from .eigen import lowest_eigenpairs
+from .eigen import DEFAULT_BLOCK, DENSE_MAX_NODES, lowest_eigenpairs
 from .propagate import propagate, reduce
 
 __all__ = ["ModalBasis", "eigenbasis", "length_to_eigenvalue", "mf_signal", "scaled_basis"]
 
-#: Meshes up to this many nodes use the dense generalised eigensolver.
-DENSE_EIGEN_MAX_NODES = 500
-#: Block size of the Lanczos eigen-solve (fewer total solves than larger blocks, still BLAS-3 in the solves).
-EIGEN_BLOCK = 16
+#: Meshes up to this many nodes use the dense generalised eigensolver (the Lanczos solver's own cut-off).
+DENSE_EIGEN_MAX_NODES = DENSE_MAX_NODES
+#: Block size of the Lanczos eigen-solve.
+EIGEN_BLOCK = DEFAULT_BLOCK
 
 
 @dataclass(frozen=True)
