@@ -126,7 +126,7 @@ def test_small_problems_are_solved_densely_and_bad_input_raises(ball_1000):
     _, k, m = ball_1000
     with pytest.raises(ValueError, match="eigenvalue_max"):
         lowest_eigenpairs(k, m, -1.0)
-    lam, _, info = lowest_eigenpairs(k, m, LAM_MAX)  # 193 of 1000: the Krylov basis would near n → dense
+    lam, _, info = lowest_eigenpairs(k, m, LAM_MAX, block=64)  # 5·193 + 64 ≥ 1000: the basis would near n → dense
     assert info.solves == 0 and len(lam) == info.inertia_count == 193
     with pytest.raises(ValueError, match="max_count=10"):
         lowest_eigenpairs(k, m, LAM_MAX, max_count=10)
